@@ -1,0 +1,50 @@
+"""Building an issue of a workspace: read, compose, and write its files.
+
+The one place that ties the pure stages to the file system, shared by
+`mailer render`, `mailer lint`, the preview and the sender, so that each of
+them sees exactly the same email.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .compose import Recipient, RenderedIssue, compose
+from .errors import MailerError
+from .issue import read_issue
+from .message import build_message, new_envelope
+from .workspace import Workspace
+
+SAMPLE_ADDRESS = "reader@example.com"
+
+
+def render_issue(workspace: Workspace, issue_path: Path) -> RenderedIssue:
+    """Parse and compose the issue at `issue_path` with the workspace's templates."""
+    return compose(read_issue(issue_path), workspace.settings, workspace.templates_dir)
+
+
+def sample_recipient(workspace: Workspace) -> Recipient:
+    """The recipient of sample messages: an example address and a marked token."""
+    url = workspace.settings.unsubscribe.url
+    sep = "&" if "?" in url else "?"
+    return Recipient(SAMPLE_ADDRESS, "", f"{url}{sep}t=SAMPLE")
+
+
+def write_files(workspace: Workspace, rendered: RenderedIssue, out_dir: Path) -> list[Path]:
+    """Write <stem>.html, <stem>.txt and a sample <stem>.eml into `out_dir`."""
+    recipient = sample_recipient(workspace)
+    html, text = rendered.personalize(recipient, workspace.settings.newsletter.default_name)
+    eml = build_message(rendered, workspace.settings, recipient, new_envelope(workspace.settings))
+    stem = rendered.issue.stem
+    outputs = {
+        out_dir / f"{stem}.html": html.encode("utf-8"),
+        out_dir / f"{stem}.txt": text.encode("utf-8"),
+        out_dir / f"{stem}.eml": eml,
+    }
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, data in outputs.items():
+            path.write_bytes(data)
+    except OSError as exc:
+        raise MailerError(f"cannot write: {exc.strerror}", path=exc.filename or out_dir) from None
+    return list(outputs)

@@ -1,0 +1,249 @@
+"""An `Issue` and the workspace's templates to a `RenderedIssue`.
+
+Jinja2 renders ``newsletter.mjml.j2`` to MJML, mjml-python turns that into
+HTML, and premailer inlines the CSS; ``newsletter.txt.j2`` renders the
+plain-text part from the same model. The result is built once per send: the
+parts that differ per recipient (unsubscribe URL, name, address) are
+placeholders, filled by `RenderedIssue.personalize` for each message.
+
+Everything here is pure: same files in, same bytes out.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+from mjml import mjml2html
+from premailer import Premailer
+
+from .config import Settings
+from .errors import RenderError, TemplateError
+from .issue import Issue
+from .plaintext import wrap
+
+HTML_TEMPLATE = "newsletter.mjml.j2"
+TEXT_TEMPLATE = "newsletter.txt.j2"
+PREHEADER_LIMIT = 110
+
+# What each per-recipient value is while the issue is rendered. Plain ASCII
+# without '=' so that it survives Jinja, MJML, CSS inlining and
+# quoted-printable encoding unchanged and can be found again afterwards.
+PLACEHOLDERS = {
+    "unsubscribe_url": "%%UNSUBSCRIBE_URL%%",
+    "name": "%%NAME%%",
+    "email": "%%EMAIL%%",
+}
+
+
+# The few words the default templates say themselves, by language; a
+# workspace overrides any of them in newsletter.toml under [vars.strings].
+STRINGS = {
+    "en": {
+        "reason": "You are receiving this because you subscribed to {name}.",
+        "unsubscribe": "Unsubscribe",
+        "colon": ": ",
+    },
+    "zh": {
+        "reason": "你收到这封邮件，是因为你订阅了{name}。",
+        "unsubscribe": "退订",
+        "colon": "：",
+    },
+}
+
+
+def template_strings(settings: Settings) -> dict[str, str]:
+    """The default templates' own words in the newsletter's language."""
+    language = settings.newsletter.language.split("-")[0].lower()
+    strings = dict(STRINGS.get(language, STRINGS["en"]))
+    overrides = settings.vars.get("strings", {})
+    if isinstance(overrides, dict):
+        strings.update({str(k): str(v) for k, v in overrides.items()})
+    return {k: v.replace("{name}", settings.newsletter.name) for k, v in strings.items()}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """The per-recipient values a message is personalised with."""
+
+    email: str
+    name: str
+    unsubscribe_url: str
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    """An issue rendered once for everybody, with per-recipient placeholders."""
+
+    issue: Issue
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+    def personalize(self, recipient: Recipient, default_name: str = "") -> tuple[str, str]:
+        """The HTML and text parts for one recipient."""
+        values = {
+            "unsubscribe_url": recipient.unsubscribe_url,
+            "name": recipient.name or default_name,
+            "email": recipient.email,
+        }
+        html, text = self.html, self.text
+        for key, placeholder in PLACEHOLDERS.items():
+            html = html.replace(placeholder, escape(values[key]))
+            text = text.replace(placeholder, values[key])
+        return html, text
+
+
+class _Placeholders:
+    """What templates see as `recipient`: each attribute is its placeholder."""
+
+    def __getattr__(self, name: str) -> str:
+        if name in PLACEHOLDERS:
+            return PLACEHOLDERS[name]
+        raise AttributeError(name)
+
+
+def compose(issue: Issue, settings: Settings, templates_dir: Path) -> RenderedIssue:
+    """Render `issue` with the templates in `templates_dir`."""
+    env = _environment(templates_dir.resolve())
+    preheader = issue.preheader or _shorten(issue.first_summary, PREHEADER_LIMIT)
+    context = {
+        "issue": issue,
+        "subject": issue.subject,
+        "preheader": preheader,
+        "newsletter": settings.newsletter,
+        "sender": settings.sender,
+        "settings": settings,
+        "vars": settings.vars,
+        "strings": template_strings(settings),
+        "recipient": _Placeholders(),
+        "unsubscribe_url": PLACEHOLDERS["unsubscribe_url"],
+        "text_width": settings.compose.text_width,
+    }
+    mjml_source = _render(env, HTML_TEMPLATE, context, templates_dir)
+    text = _tidy_text(_render(env, TEXT_TEMPLATE, context, templates_dir))
+    try:
+        html = mjml2html(mjml_source)
+    except Exception as exc:  # mjml-python raises bare ValueErrors from Rust
+        raise RenderError(
+            f"MJML could not be rendered: {exc}", path=templates_dir / HTML_TEMPLATE,
+            hint="check that every mj- tag the template writes is closed",
+        ) from None
+    return RenderedIssue(issue, issue.subject, preheader, inline_css(html), text)
+
+
+def inline_css(html: str) -> str:
+    """Inline the CSS of `html` into style attributes; the one inlining seam.
+
+    Style blocks stay (their @media rules carry the phone layout and dark
+    mode, which cannot be inlined), `!important` stays (dark mode needs it to
+    beat the inlined colours), classes stay (the @media rules select by
+    them), and nothing is ever fetched: premailer would otherwise try to load
+    linked stylesheets over the network.
+    """
+    doctype = re.match(r"\s*<!doctype[^>]*>", html, re.I)
+    try:
+        inlined = Premailer(
+            html,
+            keep_style_tags=True,
+            strip_important=False,
+            remove_classes=False,
+            disable_validation=True,
+            disable_link_rewrites=True,
+            allow_network=False,
+            allow_loading_external_files=False,
+            cssutils_logging_level=logging.CRITICAL,
+        ).transform()
+    except Exception as exc:  # premailer and cssutils raise many kinds
+        raise RenderError(f"CSS could not be inlined: {exc}") from None
+    if doctype and not inlined.lstrip().lower().startswith("<!doctype"):
+        inlined = doctype.group(0).strip() + "\n" + inlined
+    return inlined
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("mjml.j2", "html.j2", "mjml", "html"),
+            default_for_string=True,
+        ),
+        # A misspelt variable is an error, not a silently empty greeting.
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["wrap"] = _wrap_filter
+    return env
+
+
+@jinja2.pass_context
+def _wrap_filter(context: Any, text: str, indent: str = "", width: int | None = None) -> str:
+    """``{{ text | wrap(indent="   ") }}``: wrap to the settings' text width."""
+    return wrap(str(text), width or context.get("text_width", 72), indent)
+
+
+def _render(env: jinja2.Environment, name: str, context: dict[str, Any], folder: Path) -> str:
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(
+            f"template {exc.name} not found", path=folder,
+            hint="copy it from the mailer repository's templates/ folder",
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"template syntax error: {exc.message}", path=exc.filename or folder / name,
+            line=exc.lineno,
+        ) from None
+    except Exception as exc:
+        path, line = _template_frame(sys.exc_info()[2], folder)
+        raise TemplateError(
+            f"template failed: {exc}", path=path or folder / name, line=line,
+        ) from None
+
+
+def _template_frame(tb: TracebackType | None, folder: Path) -> tuple[Path | None, int | None]:
+    """The innermost traceback frame inside a template, as (file, line).
+
+    Jinja rewrites tracebacks so that template frames carry the template's
+    file name and line, which is what the writer needs to see.
+    """
+    found: tuple[Path | None, int | None] = (None, None)
+    root = str(folder.resolve())
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(root):
+            found = (Path(filename), tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _tidy_text(text: str) -> str:
+    """Trailing spaces off, at most one blank line in a row, one final newline."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    tidy = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    return tidy.strip("\n") + "\n"
+
+
+def _shorten(text: str, limit: int) -> str:
+    """`text` on one line, cut at a word or character boundary near `limit`."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit * 0.7 and not cut[space - 1:space].isspace():
+        cut = cut[:space]
+    return cut.rstrip("，。、,.;:；： ") + "…"

@@ -1,0 +1,63 @@
+"""The errors mailer raises, one base class for all of them.
+
+Every error a user can cause is a `MailerError`. Its string form is the one
+line the command line prints: where the problem is (file and line when
+known), what is wrong, and what to do about it. Only the CLI turns these into
+exit statuses; the library never prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MailerError(Exception):
+    """Base class: a problem the user can act on, reported in one line."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
+        text = f"{where}{self.message}"
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        # One line, whatever the message carried in from a parser.
+        return " ".join(text.split())
+
+
+class WorkspaceNotFound(MailerError):
+    """No newsletter.toml in the folder or any folder above it."""
+
+
+class ConfigError(MailerError, ValueError):
+    """newsletter.toml is unreadable or holds a value that is not allowed."""
+
+
+class IssueError(MailerError, ValueError):
+    """An issue file cannot be read or parsed (front matter, title, encoding)."""
+
+
+class TemplateError(MailerError):
+    """A template is missing, has a syntax error, or fails while rendering."""
+
+
+class RenderError(MailerError):
+    """MJML or CSS inlining failed on what the templates produced."""
+
+
+class HeaderError(MailerError, ValueError):
+    """A value cannot be put in a mail header safely (CR/LF, control characters)."""

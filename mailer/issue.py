@@ -1,0 +1,611 @@
+"""An issue file (Markdown with optional YAML front matter) to an `Issue`.
+
+The format is the one weekly digests are written in: an H1 title, ``##``
+sections, and numbered items::
+
+    **1.** **Title**            (or  **1.** [Title](https://…))
+
+    https://example.com/article
+
+    **摘要:** One paragraph of summary.    (or  **Summary:** …)
+
+Everything else — an intro paragraph, an image, a quote, a list, raw HTML —
+is kept as a `Block` in its place, with its HTML and its plain text, so that
+nothing the author wrote is lost on the way to either part. Parsing is pure:
+the same text always gives the same `Issue`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from markupsafe import Markup
+
+from .errors import IssueError
+from .plaintext import blocks_text, inline_text
+
+_md = MarkdownIt("commonmark", {"html": True, "linkify": True, "typographer": False})
+_md.enable(["table", "strikethrough", "linkify"])
+
+_NUMBER = re.compile(r"^\s*(\d{1,3})\s*[.、)]?\s*$")
+_SUMMARY_LABEL = re.compile(r"^\s*(摘要|简介|概要|导读|summary|abstract|tl;dr)\s*[:：]?\s*$", re.I)
+_PLAIN_SUMMARY = re.compile(r"^\s*(摘要|简介|概要|导读|summary|abstract|tl;dr)\s*[:：]\s*", re.I)
+_BARE_URL = re.compile(r"^\s*<?((?:https?)://[^\s<>]+?)>?\s*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_FRONT_MATTER_KEYS = {"title": str, "subject": str, "preheader": str}
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """A piece of content in both forms: safe HTML, and plain logical lines."""
+
+    html: Markup
+    text: str
+
+
+@dataclass(frozen=True)
+class Block:
+    """Content that is not an item, kept in its place as rich text."""
+
+    content: Fragment
+    line: int
+    kind: str = "block"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One numbered entry of a digest: title, link and summary."""
+
+    number: str
+    title: Fragment
+    url: str
+    summary: Fragment | None
+    summary_label: str
+    body: tuple[Block, ...]
+    line: int
+    end: int
+    kind: str = "item"
+
+    def covers(self, line: int) -> bool:
+        """Whether source `line` belongs to this item."""
+        return self.line <= line <= self.end
+
+
+Entry = Union[Item, Block]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A ``##`` heading and what follows it up to the next one."""
+
+    title: Fragment
+    entries: tuple[Entry, ...]
+    line: int
+
+    @property
+    def items(self) -> list[Item]:
+        return [e for e in self.entries if isinstance(e, Item)]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link target found in the issue, with the line it is on."""
+
+    url: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image in the issue; `alt` is None when the attribute is absent."""
+
+    src: str
+    alt: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A parsed issue: everything the templates need, nothing rendered yet."""
+
+    path: Path
+    title: Fragment
+    subject: str
+    preheader: str
+    date: str
+    meta: dict[str, Any]
+    intro: tuple[Entry, ...]
+    sections: tuple[Section, ...]
+    links: tuple[Link, ...] = field(default=())
+    images: tuple[Image, ...] = field(default=())
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    @property
+    def items(self) -> list[Item]:
+        """Every item, in order."""
+        found = [e for e in self.intro if isinstance(e, Item)]
+        for section in self.sections:
+            found.extend(section.items)
+        return found
+
+    @property
+    def first_summary(self) -> str:
+        for item in self.items:
+            if item.summary and item.summary.text.strip():
+                return item.summary.text
+        return ""
+
+
+def read_issue(path: Path) -> Issue:
+    """Read and parse the issue file at `path`."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise IssueError("is a folder, not an issue file", path=path) from None
+    except OSError as exc:
+        raise IssueError(f"cannot read: {exc.strerror}", path=path) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise IssueError(
+            f"not UTF-8 (byte 0x{data[exc.start]:02x})", path=path, line=line,
+            hint="save the file as UTF-8",
+        ) from None
+    return parse_issue(text, path)
+
+
+def parse_issue(text: str, path: Path) -> Issue:
+    """Parse issue source `text`; `path` is used for messages and the stem."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    meta, body, offset = _split_front_matter(text, path)
+    return _Parser(path, offset).parse(body, meta)
+
+
+def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
+    """Front matter as a dict, the Markdown body, and the body's line offset."""
+    lines = text.split("\n")
+    opener = lines[0].rstrip()
+    if opener == "+++":
+        raise IssueError(
+            "TOML front matter (+++) is not supported", path=path, line=1,
+            hint="write the front matter as YAML between --- lines",
+        )
+    if opener != "---":
+        return {}, text, 0
+    end = next((n for n in range(1, len(lines)) if lines[n].rstrip() in ("---", "...")), None)
+    if end is None:
+        raise IssueError(
+            "front matter opened with --- is never closed", path=path, line=1,
+            hint="add a line with --- after the last setting",
+        )
+    source = "\n".join(lines[1:end])
+    try:
+        meta = yaml.safe_load(source)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 2 if mark else 1
+        raise IssueError(
+            f"broken front matter: {exc.problem or exc.context}", path=path, line=line,
+            hint="fix the YAML between the --- lines",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise IssueError(f"broken front matter: {exc}", path=path, line=1) from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise IssueError(
+            "front matter must be 'key: value' lines", path=path, line=2,
+            hint="for example 'subject: My subject'",
+        )
+    for key, value in meta.items():
+        line = _key_line(lines[1:end], key)
+        if not isinstance(key, str):
+            raise IssueError(f"front matter key {key!r} must be a name", path=path, line=line)
+        if key in _FRONT_MATTER_KEYS or key == "date":
+            if isinstance(value, (list, dict)) or value is None:
+                raise IssueError(f"front matter {key} must be a single value", path=path, line=line)
+        if key in _FRONT_MATTER_KEYS:
+            value = str(value)
+            if "\n" in value.strip() or _CONTROL.search(value):
+                raise IssueError(
+                    f"front matter {key} must be one line of text", path=path, line=line,
+                    hint="it goes into a mail header",
+                )
+            meta[key] = value.strip()
+    return meta, "\n".join(lines[end + 1:]), end + 1
+
+
+def _key_line(lines: list[str], key: Any) -> int:
+    for n, line in enumerate(lines):
+        if line.startswith(f"{key}:"):
+            return n + 2
+    return 2
+
+
+def _format_date(value: Any) -> str:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+class _Parser:
+    """One pass over the top-level Markdown blocks, building sections and items."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.path = path
+        self.offset = offset
+        self.tokens: list[Token] = []
+        self.title: Fragment | None = None
+        self.intro: list[Entry] = []
+        self.sections: list[Section] = []
+        self.section: tuple[Fragment, int] | None = None
+        self.entries: list[Entry] = []
+        self.item: dict[str, Any] | None = None
+        self.links: list[Link] = []
+        self.images: list[Image] = []
+
+    def line(self, token: Token) -> int:
+        return (token.map[0] if token.map else 0) + self.offset + 1
+
+    def parse(self, body: str, meta: dict[str, Any]) -> Issue:
+        self.tokens = _md.parse(body)
+        self._collect_references()
+        i = 0
+        while i < len(self.tokens):
+            i = self._top_level(i)
+        self._close_section()
+        title = self.title
+        if title is None and meta.get("title"):
+            title = Fragment(Markup.escape(meta["title"]), meta["title"])
+        if title is None or not title.text.strip():
+            raise IssueError(
+                "the issue has no title", path=self.path,
+                hint="start it with a '# Title' line or set 'title:' in the front matter",
+            )
+        return Issue(
+            path=self.path,
+            title=title,
+            subject=meta.get("subject") or " ".join(title.text.split()),
+            preheader=meta.get("preheader", ""),
+            date=_format_date(meta.get("date")),
+            meta=meta,
+            intro=tuple(self.intro),
+            sections=tuple(self.sections),
+            links=tuple(self.links),
+            images=tuple(self.images),
+        )
+
+    # -- top level -----------------------------------------------------------
+
+    def _top_level(self, i: int) -> int:
+        token = self.tokens[i]
+        end = _closing(self.tokens, i)
+        if token.type == "heading_open" and token.tag == "h1" and self.title is None:
+            self.title = self._inline_fragment(self.tokens[i + 1].children or [])
+            return end + 1
+        if token.type == "heading_open" and token.tag == "h2":
+            self._close_section()
+            self.section = (self._inline_fragment(self.tokens[i + 1].children or []), self.line(token))
+            return end + 1
+        if token.type == "heading_open":
+            self._close_item()
+            self._add(Block(self._fragment(i, end + 1), self.line(token)))
+            return end + 1
+        if token.type == "paragraph_open" and self._paragraph(i):
+            return end + 1
+        end = self._balanced_end(i, end)
+        self._add(Block(self._fragment(i, end + 1), self.line(token)))
+        return end + 1
+
+    def _paragraph(self, i: int) -> bool:
+        """Take the paragraph at `i` as part of an item, if it is one."""
+        children = self.tokens[i + 1].children or []
+        line = self.line(self.tokens[i])
+        header = _item_header(children)
+        if header is not None:
+            number, title_children, url, rest = header
+            self._close_item()
+            self.item = {"number": number, "title": self._inline_fragment(title_children),
+                         "url": url, "summary": None, "label": "", "body": [], "line": line, "end": line}
+            for piece in rest:
+                if not self._item_part(piece):
+                    self.item["body"].append(Block(self._inline_fragment(piece), line))
+            return True
+        if self.item is not None and not self.item["body"] and self._item_part(children):
+            self.item["end"] = line
+            return True
+        return False
+
+    def _item_part(self, children: list[Token]) -> bool:
+        """Take `children` as the open item's URL line or summary, if they are one."""
+        assert self.item is not None
+        content = "".join(t.content for t in children if t.type in ("text", "link_open")).strip()
+        text = "".join(t.content for t in children if t.type == "text")
+        bare = _BARE_URL.match(text) if _only_link(children) else None
+        if not self.item["url"] and not self.item["summary"] and bare:
+            self.item["url"] = _md.normalizeLink(bare.group(1))
+            return True
+        if self.item["summary"] is None and content:
+            split = _summary(children)
+            if split is not None:
+                self.item["label"], summary_children = split
+                self.item["summary"] = self._inline_fragment(summary_children)
+                return True
+        return False
+
+    def _add(self, block: Block) -> None:
+        if self.item is not None:
+            self.item["body"].append(block)
+            self.item["end"] = block.line
+        else:
+            self.entries.append(block)
+
+    def _close_item(self) -> None:
+        if self.item is None:
+            return
+        item = self.item
+        self.item = None
+        self.entries.append(Item(
+            number=item["number"], title=item["title"], url=item["url"] or "",
+            summary=item["summary"], summary_label=item["label"],
+            body=tuple(item["body"]), line=item["line"], end=item["end"],
+        ))
+
+    def _close_section(self) -> None:
+        self._close_item()
+        if self.section is None:
+            self.intro.extend(self.entries)
+        else:
+            title, line = self.section
+            self.sections.append(Section(title, tuple(self.entries), line))
+        self.entries = []
+
+    # -- rendering pieces ----------------------------------------------------
+
+    def _fragment(self, start: int, stop: int) -> Fragment:
+        tokens = self.tokens[start:stop]
+        html = _md.renderer.render(tokens, _md.options, {})
+        return Fragment(Markup(html.strip()), blocks_text(tokens))
+
+    def _inline_fragment(self, children: list[Token]) -> Fragment:
+        html = _md.renderer.renderInline(children, _md.options, {})
+        return Fragment(Markup(html.strip()), inline_text(children).strip())
+
+    def _balanced_end(self, i: int, end: int) -> int:
+        """Extend a block whose raw HTML opens tags to where they close again.
+
+        Markdown ends an HTML block at a blank line, so ``<div>`` … Markdown …
+        ``</div>`` arrives as three blocks; they must stay one, or the email's
+        layout around them breaks.
+        """
+        depth = _HTMLBalance(self.path)
+        j = i
+        while True:
+            depth.add(self.tokens[j:end + 1], self.line(self.tokens[j]))
+            if depth.balanced or end + 1 >= len(self.tokens):
+                break
+            nxt = self.tokens[end + 1]
+            if nxt.type == "heading_open" and nxt.tag in ("h1", "h2"):
+                break
+            j = end + 1
+            end = _closing(self.tokens, j)
+        depth.check()
+        return end
+
+    def _collect_references(self) -> None:
+        for token in self.tokens:
+            line = self.line(token)
+            if token.type == "html_block":
+                self._html_references(token.content, line)
+            for child in token.children or []:
+                if child.type == "link_open":
+                    self.links.append(Link(str(child.attrs.get("href", "")), line))
+                elif child.type == "image":
+                    self.images.append(Image(str(child.attrs.get("src", "")), child.content, line))
+                elif child.type == "html_inline":
+                    self._html_references(child.content, line)
+
+    def _html_references(self, html: str, line: int) -> None:
+        finder = _References()
+        finder.feed(html)
+        self.links.extend(Link(href, line) for href in finder.links)
+        self.images.extend(Image(src, alt, line) for src, alt in finder.images)
+
+
+def _closing(tokens: list[Token], i: int) -> int:
+    depth = 0
+    for j in range(i, len(tokens)):
+        depth += tokens[j].nesting
+        if depth == 0:
+            return j
+    return len(tokens) - 1
+
+
+def _significant(children: list[Token]) -> list[Token]:
+    return [t for t in children if not (t.type == "text" and not t.content.strip())]
+
+
+def _only_link(children: list[Token]) -> bool:
+    kinds = [t.type for t in _significant(children)]
+    return kinds in (["link_open", "text", "link_close"], ["text"])
+
+
+def _split_lines(children: list[Token]) -> list[list[Token]]:
+    lines: list[list[Token]] = [[]]
+    for child in children:
+        if child.type in ("softbreak", "hardbreak"):
+            lines.append([])
+        else:
+            lines[-1].append(child)
+    return [line for line in lines if _significant(line)]
+
+
+def _item_header(children: list[Token]):
+    """(number, title tokens, url, further lines) if this paragraph opens an item."""
+    lines = _split_lines(children)
+    if not lines:
+        return None
+    first = lines[0]
+    sig = _significant(first)
+    if len(sig) < 4 or [t.type for t in sig[:3]] != ["strong_open", "text", "strong_close"]:
+        return None
+    number = _NUMBER.match(sig[1].content)
+    if not number:
+        return None
+    start = first.index(sig[2]) + 1
+    title = first[start:]
+    if title and title[0].type == "text":
+        title = [_with_content(title[0], title[0].content.lstrip()), *title[1:]]
+    title, url = _unwrap_title(title)
+    if not _significant(title):
+        return None
+    return number.group(1), title, url, lines[1:]
+
+
+def _with_content(token: Token, content: str) -> Token:
+    """A copy of `token` with other text; the parsed tokens stay untouched."""
+    return dataclasses.replace(token, content=content)
+
+
+def _unwrap_title(title: list[Token]) -> tuple[list[Token], str]:
+    """Peel a bold wrapper and a link wrapper off an item title; return its link."""
+    url = ""
+    while True:
+        sig = _significant(title)
+        if len(sig) < 3:
+            return title, url
+        first, last = sig[0], sig[-1]
+        pair = (first.type, last.type)
+        if pair not in (("strong_open", "strong_close"), ("link_open", "link_close")):
+            return title, url
+        if _closing_index(sig) != len(sig) - 1:
+            return title, url
+        if first.type == "link_open":
+            url = str(first.attrs.get("href", ""))
+        title = sig[1:-1]
+
+
+def _closing_index(tokens: list[Token]) -> int:
+    depth = 0
+    for n, tok in enumerate(tokens):
+        depth += tok.nesting
+        if depth == 0:
+            return n
+    return -1
+
+
+def _summary(children: list[Token]) -> tuple[str, list[Token]] | None:
+    """(label, summary tokens) if the paragraph is a labelled summary."""
+    sig = _significant(children)
+    if len(sig) >= 3 and [t.type for t in sig[:3]] == ["strong_open", "text", "strong_close"]:
+        label = _SUMMARY_LABEL.match(sig[1].content)
+        if label:
+            rest = children[children.index(sig[2]) + 1:]
+            if rest and rest[0].type == "text":
+                rest = [_with_content(rest[0], re.sub(r"^\s*[:：]?\s*", "", rest[0].content)), *rest[1:]]
+            return sig[1].content.strip().rstrip(":：").strip(), rest
+    if sig and sig[0].type == "text":
+        label = _PLAIN_SUMMARY.match(sig[0].content)
+        if label:
+            first = _with_content(sig[0], sig[0].content[label.end():])
+            return label.group(1), [first, *children[children.index(sig[0]) + 1:]]
+    return None
+
+
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+         "source", "track", "wbr"}
+# Tags whose end tag HTML lets authors leave out.
+_OPTIONAL_END = {"p", "li", "dt", "dd", "tr", "td", "th", "thead", "tbody", "tfoot",
+                 "option", "colgroup", "caption", "html", "head", "body"}
+
+
+class _HTMLBalance(HTMLParser):
+    """Tracks raw HTML tags opened and closed across consecutive blocks."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(convert_charrefs=True)
+        self.path = path
+        self.open: list[tuple[str, int]] = []
+        self.first_line = 1
+
+    @property
+    def balanced(self) -> bool:
+        return not self.open
+
+    def add(self, tokens: list[Token], line: int) -> None:
+        """Scan the raw HTML in one top-level block starting on `line`."""
+        for token in tokens:
+            if token.type == "html_block":
+                self._scan(token.content, line)
+            for child in token.children or []:
+                if child.type == "html_inline":
+                    self._scan(child.content, line)
+
+    def _scan(self, html: str, line: int) -> None:
+        self.reset()
+        self.first_line = line
+        self.feed(html)
+        self.close()
+
+    def _line(self) -> int:
+        return self.first_line + self.getpos()[0] - 1
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag not in _VOID and tag not in _OPTIONAL_END:
+            self.open.append((tag, self._line()))
+
+    def handle_startendtag(self, tag: str, attrs: list) -> None:
+        """A self-closed tag opens nothing."""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID or tag in _OPTIONAL_END:
+            return
+        if all(opened != tag for opened, _ in self.open):
+            raise IssueError(
+                f"raw HTML closes <{tag}> that was never opened", path=self.path,
+                line=self._line(), hint=f"remove the stray </{tag}>",
+            )
+        opened, line = self.open.pop()
+        if opened != tag:
+            raise IssueError(
+                f"raw HTML <{opened}> is not closed before </{tag}>", path=self.path,
+                line=line, hint=f"add </{opened}>",
+            )
+
+    def check(self) -> None:
+        if self.open:
+            tag, line = self.open[0]
+            raise IssueError(
+                f"raw HTML <{tag}> is never closed", path=self.path, line=line,
+                hint=f"add </{tag}> before the next section",
+            )
+
+
+class _References(HTMLParser):
+    """Links and images in a piece of raw HTML."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.images: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "a" and values.get("href") is not None:
+            self.links.append(values["href"] or "")
+        elif tag == "img":
+            alt = values.get("alt", None) if "alt" in values else None
+            self.images.append((values.get("src") or "", alt))

@@ -1,0 +1,192 @@
+"""Checks on a rendered issue, run before anything is sent.
+
+Errors are things that break the email for readers or the law (Gmail
+clipping it, a link that cannot work, template syntax left in the text, no
+unsubscribe link); warnings are things a careful editor fixes (a missing
+preheader or alt text, an http link, a duplicate link, an empty section).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .compose import PLACEHOLDERS, RenderedIssue
+from .issue import Block, Fragment, Issue, Item
+
+# Gmail hides everything past 102 KB of HTML behind "[Message clipped]",
+# including the unsubscribe link in the footer.
+GMAIL_CLIP_BYTES = 102 * 1024
+CLIP_WARNING_BYTES = 80 * 1024
+SUBJECT_WARNING_CHARS = 80
+
+_TEMPLATE_SYNTAX = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+_PLACEHOLDER = re.compile(r"%%[A-Z_]+%%")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found: 'error' or 'warning', with the issue line if known."""
+
+    level: str
+    message: str
+    line: int | None = None
+
+    def format(self, path: str) -> str:
+        where = f"{path}:{self.line}" if self.line else path
+        return f"{where}: {self.level}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LintReport:
+    findings: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+
+def lint(rendered: RenderedIssue) -> LintReport:
+    """Every finding for `rendered`, errors and warnings, in source order."""
+    issue = rendered.issue
+    findings: list[Finding] = []
+    findings += _size(rendered)
+    findings += _template_leftovers(rendered)
+    findings += _unsubscribe(rendered)
+    findings += _images(issue)
+    findings += _links(issue)
+    findings += _sections(issue)
+    if not rendered.preheader.strip():
+        findings.append(Finding(
+            "warning", "no preheader: set 'preheader:' in the front matter or give an item a summary"))
+    if len(rendered.subject) > SUBJECT_WARNING_CHARS:
+        findings.append(Finding(
+            "warning", f"subject is {len(rendered.subject)} characters; inboxes cut it near 60"))
+    ordered = sorted(findings, key=lambda f: (f.line or 0, f.level != "error"))
+    return LintReport(tuple(ordered))
+
+
+def _size(rendered: RenderedIssue) -> list[Finding]:
+    size = len(rendered.html.encode("utf-8"))
+    kb = f"{size / 1024:.1f} KB"
+    if size >= GMAIL_CLIP_BYTES:
+        return [Finding("error", f"HTML is {kb}; Gmail clips messages over 102 KB, "
+                                 "hiding the rest and the unsubscribe link")]
+    if size >= CLIP_WARNING_BYTES:
+        return [Finding("warning", f"HTML is {kb}, close to Gmail's 102 KB clipping limit")]
+    return []
+
+
+def _fragments(issue: Issue) -> list[Fragment]:
+    found = [issue.title]
+    entries = list(issue.intro)
+    for section in issue.sections:
+        found.append(section.title)
+        entries.extend(section.entries)
+    for entry in entries:
+        if isinstance(entry, Item):
+            found.append(entry.title)
+            if entry.summary:
+                found.append(entry.summary)
+            found.extend(block.content for block in entry.body)
+        elif isinstance(entry, Block):
+            found.append(entry.content)
+    return found
+
+
+def _template_leftovers(rendered: RenderedIssue) -> list[Finding]:
+    """Template syntax in the output that the issue's own text does not explain."""
+    fragments = _fragments(rendered.issue)
+    authored_text = "".join(f.text for f in fragments) + rendered.subject + rendered.preheader
+    authored_html = "".join(f.html for f in fragments)
+    findings = []
+    for part, output, authored in (("text", rendered.text, authored_text),
+                                   ("HTML", rendered.html, authored_html)):
+        extra = len(_TEMPLATE_SYNTAX.findall(output)) - len(_TEMPLATE_SYNTAX.findall(authored))
+        if extra > 0:
+            sample = _TEMPLATE_SYNTAX.search(output)
+            findings.append(Finding(
+                "error", f"unrendered template syntax {sample.group() if sample else ''!r} "
+                         f"in the {part} part; check the templates and the front matter"))
+        unknown = {p for p in _PLACEHOLDER.findall(output) if p not in PLACEHOLDERS.values()}
+        unknown -= set(_PLACEHOLDER.findall(authored))
+        if unknown:
+            findings.append(Finding("error", f"unknown placeholder {sorted(unknown)[0]} in the {part} part"))
+    return findings
+
+
+def _unsubscribe(rendered: RenderedIssue) -> list[Finding]:
+    placeholder = PLACEHOLDERS["unsubscribe_url"]
+    missing = [part for part, body in (("HTML", rendered.html), ("text", rendered.text))
+               if placeholder not in body]
+    if missing:
+        return [Finding("error", f"no unsubscribe link in the {' and '.join(missing)} part; "
+                                 "use {{ recipient.unsubscribe_url }} in the template footer")]
+    return []
+
+
+def _images(issue: Issue) -> list[Finding]:
+    findings = []
+    for image in issue.images:
+        if not image.alt or not image.alt.strip():
+            findings.append(Finding(
+                "warning", f"image {image.src} has no alt text; many readers see images blocked",
+                image.line))
+        if urlsplit(image.src).scheme not in ("https", "http", "cid"):
+            findings.append(Finding(
+                "error", f"image {image.src!r} is not an absolute URL and cannot load in an email",
+                image.line))
+    return findings
+
+
+def _links(issue: Issue) -> list[Finding]:
+    findings = []
+    owners: dict[str, set[int]] = defaultdict(set)
+    first_line: dict[str, int] = {}
+    urls = [(link.url, link.line) for link in issue.links]
+    urls += [(item.url, item.line) for item in issue.items if item.url]
+    for url, line in urls:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme in ("mailto", "tel"):
+            continue
+        if not url.strip() or scheme in ("javascript", "data", "file", "vbscript"):
+            findings.append(Finding("error", f"link {url!r} cannot work in an email", line))
+            continue
+        if url.startswith("#"):
+            continue
+        if not scheme:
+            findings.append(Finding(
+                "error", f"link {url!r} is relative; an email needs absolute https:// links", line))
+            continue
+        if scheme == "http":
+            findings.append(Finding("warning", f"link {url} is not https", line))
+        # The same link in one item's title and URL line is one link.
+        owner = next((item.line for item in issue.items if item.covers(line)), line)
+        owners[url].add(owner)
+        first_line.setdefault(url, line)
+    for url, places in owners.items():
+        if len(places) > 1:
+            lines = ", ".join(str(n) for n in sorted(places))
+            findings.append(Finding("warning", f"link {url} appears {len(places)} times (lines {lines})",
+                                    first_line[url]))
+    return _unique(findings)
+
+
+def _sections(issue: Issue) -> list[Finding]:
+    return [Finding("warning", f"section '{s.title.text}' is empty", s.line)
+            for s in issue.sections if not s.entries]
+
+
+def _unique(findings: list[Finding]) -> list[Finding]:
+    seen, out = set(), []
+    for finding in findings:
+        if finding not in seen:
+            seen.add(finding)
+            out.append(finding)
+    return out

@@ -1,0 +1,178 @@
+"""A `RenderedIssue` and one recipient to the bytes of a MIME message.
+
+Headers are written here by hand rather than through the ``email`` package's
+header registry: Python's own folding has let encoded words smuggle line
+breaks into headers (CVE-2024-6923, unfixed before 3.11.10), and a bulk
+sender must be certain that nothing a subscriber typed into a name field
+can add a header or a recipient. So every value is checked for control
+characters, and any text that is not plain ASCII — or merely looks like an
+encoded word — is itself encoded as base64 encoded words, which decode back
+to exactly the text given and never further.
+
+Building touches no network and no store: pure in, bytes out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from email.utils import format_datetime, formatdate
+from datetime import datetime
+
+from .compose import Recipient, RenderedIssue
+from .config import Settings
+from .errors import HeaderError
+
+CRLF = "\r\n"
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_ATEXT = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*$")
+# An encoded word's payload: 75 characters at most, less "=?utf-8?b?" and "?=".
+_WORD_BYTES = 45
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What varies per message besides the recipient: its id and date."""
+
+    message_id: str
+    date: str
+
+
+def new_envelope(settings: Settings, when: datetime | None = None) -> Envelope:
+    """A fresh Message-ID on the sender's domain and the current date."""
+    unique = f"{int(time.time() * 1000):x}.{secrets.token_hex(8)}"
+    date = format_datetime(when) if when else formatdate(localtime=False, usegmt=True)
+    return Envelope(f"<{unique}@{settings.sender_domain}>", date)
+
+
+def check_header_value(value: str, what: str) -> str:
+    """`value` unchanged, or HeaderError if it holds CR, LF or another control character."""
+    if _CONTROL.search(value):
+        raise HeaderError(f"{what} contains a line break or control character; refused")
+    return value
+
+
+def encode_text(value: str, what: str) -> str:
+    """Header free text (Subject, a display name): ASCII as is, else encoded words."""
+    check_header_value(value, what)
+    if value.isascii() and "=?" not in value and len(value) < 900:
+        return value
+    return _encoded_words(value)
+
+
+def _encoded_words(value: str) -> str:
+    """Base64 encoded words, each within 75 characters, folded one per line."""
+    words: list[str] = []
+    chunk = b""
+    for char in value:
+        data = char.encode("utf-8")
+        if len(chunk) + len(data) > _WORD_BYTES:
+            words.append(chunk)
+            chunk = b""
+        chunk += data
+    words.append(chunk)
+    return f"{CRLF} ".join(f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words)
+
+
+def encode_address(address: str, what: str) -> str:
+    """An addr-spec fit for a header: ASCII local part, IDN domain in punycode."""
+    check_header_value(address, what)
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or " " in address or "<" in address or ">" in address:
+        raise HeaderError(f"{what} {address!r} is not an email address")
+    if not local.isascii():
+        raise HeaderError(f"{what} {address!r} has a non-ASCII local part, which needs SMTPUTF8")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise HeaderError(f"{what} {address!r} has an invalid domain") from None
+    return f"{local}@{domain}"
+
+
+def format_address(name: str, address: str, what: str) -> str:
+    """``Display Name <addr>`` with the name quoted or encoded as needed."""
+    addr = encode_address(address, what)
+    name = check_header_value(name, what).strip()
+    if not name:
+        return addr
+    if name.isascii() and "=?" not in name:
+        phrase = name if _ATEXT.match(name) else '"' + re.sub(r'(["\\])', r"\\\1", name) + '"'
+    else:
+        phrase = _encoded_words(name)
+    return f"{phrase} <{addr}>"
+
+
+def _header(name: str, value: str) -> str:
+    """One header field, folded at spaces when an ASCII value is long."""
+    line = f"{name}: {value}"
+    if len(line) <= 78 or CRLF in value:
+        return line
+    out, current = [], f"{name}:"
+    for word in value.split(" "):
+        if len(current) + 1 + len(word) > 78 and current != f"{name}:":
+            out.append(current)
+            current = ""
+        current += " " + word
+    out.append(current)
+    return CRLF.join(out)
+
+
+def quoted_printable(text: str) -> bytes:
+    """UTF-8 quoted-printable with CRLF line ends and lines of at most 76 octets."""
+    data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+    return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def list_unsubscribe(settings: Settings, unsubscribe_url: str) -> str:
+    """The List-Unsubscribe value: the https URL first, then mailto if configured."""
+    check_header_value(unsubscribe_url, "unsubscribe URL")
+    targets = [f"<{unsubscribe_url}>"]
+    if settings.unsubscribe.mailto:
+        targets.append(f"<mailto:{settings.unsubscribe.mailto}?subject=unsubscribe>")
+    return ", ".join(targets)
+
+
+def build_message(
+    rendered: RenderedIssue,
+    settings: Settings,
+    recipient: Recipient,
+    envelope: Envelope,
+) -> bytes:
+    """The complete message for `recipient`, as bytes ready for SMTP or SES."""
+    html, text = rendered.personalize(recipient, settings.newsletter.default_name)
+    boundary = f"=_mailer_{secrets.token_hex(12)}"
+    headers = [
+        _header("From", format_address(settings.from_name, settings.sender.address, "sender")),
+        _header("To", format_address(recipient.name, recipient.email, "recipient")),
+    ]
+    if settings.sender.reply_to:
+        headers.append(_header("Reply-To", encode_address(settings.sender.reply_to, "reply-to")))
+    list_name = encode_text(settings.newsletter.name, "newsletter name")
+    headers += [
+        _header("Subject", encode_text(rendered.subject, "subject")),
+        f"Date: {envelope.date}",
+        f"Message-ID: {envelope.message_id}",
+        "MIME-Version: 1.0",
+        _header("List-Unsubscribe", list_unsubscribe(settings, recipient.unsubscribe_url)),
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        _header("List-Id", f"{list_name} <{settings.list_id}>"),
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+    ]
+    head = (CRLF.join(headers) + CRLF + CRLF).encode("ascii")
+    part = (
+        'Content-Type: {kind}; charset="utf-8"' + CRLF
+        + "Content-Transfer-Encoding: quoted-printable" + CRLF + CRLF
+    )
+    dash = f"--{boundary}".encode("ascii")
+    crlf = CRLF.encode("ascii")
+    return b"".join([
+        head,
+        dash, crlf, part.format(kind="text/plain").encode("ascii"), quoted_printable(text), crlf,
+        dash, crlf, part.format(kind="text/html").encode("ascii"), quoted_printable(html), crlf,
+        dash, b"--", crlf,
+    ])

@@ -1,0 +1,83 @@
+"""A writer's workspace: the folder holding ``newsletter.toml`` and its parts.
+
+Found like git finds a repository, by walking up from the current folder, so
+every command works from anywhere inside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .config import CONFIG_NAME, Settings, load_settings
+from .errors import IssueError, WorkspaceNotFound
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The workspace at `root`, with its settings and the paths derived from them."""
+
+    root: Path
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.root / CONFIG_NAME)
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.root / self.settings.compose.issues
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / self.settings.compose.templates
+
+    @property
+    def subscribers_dir(self) -> Path:
+        return self.root / "subscribers"
+
+    @property
+    def build_dir(self) -> Path:
+        """Where `mailer render` writes by default."""
+        return self.root / "build"
+
+    def issue_path(self, name: str) -> Path:
+        """Resolve an issue given as a path, a file name in issues/, or a stem."""
+        given = Path(name)
+        candidates = [given, self.issues_dir / given, self.issues_dir / f"{name}.md"]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        for candidate in candidates:
+            if candidate.exists():
+                raise IssueError("is not a file", path=candidate, hint="give an issue's .md file")
+        raise IssueError(
+            "no such issue",
+            path=given,
+            hint=f"give a path, or the name of a file in {self.issues_dir}",
+        )
+
+    def issue_paths(self) -> list[Path]:
+        """Every issue file, oldest name first."""
+        if not self.issues_dir.is_dir():
+            return []
+        return sorted(p for p in self.issues_dir.glob("*.md") if p.is_file())
+
+
+def find_workspace(start: Path | None = None) -> Workspace:
+    """The workspace containing `start` (default: the current folder)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return Workspace(folder)
+    raise WorkspaceNotFound(
+        f"no {CONFIG_NAME} in {here} or any folder above it",
+        hint="run inside a workspace or pass --workspace DIR",
+    )
+
+
+def open_workspace(root: Path) -> Workspace:
+    """The workspace at exactly `root`, as given by --workspace."""
+    if not (root / CONFIG_NAME).is_file():
+        raise WorkspaceNotFound(f"no {CONFIG_NAME} in {root}", hint="pass the folder that holds it")
+    return Workspace(root.resolve())
