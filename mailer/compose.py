@@ -28,7 +28,7 @@ from premailer import Premailer
 from .config import Settings
 from .errors import RenderError, TemplateError
 from .issue import Issue
-from .plaintext import wrap
+from .plaintext import text_width, wrap
 
 HTML_TEMPLATE = "newsletter.mjml.j2"
 TEXT_TEMPLATE = "newsletter.txt.j2"
@@ -185,6 +185,7 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["wrap"] = _wrap_filter
+    env.filters["columns"] = _columns_filter
     return env
 
 
@@ -192,6 +193,12 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
 def _wrap_filter(context: Any, text: str, indent: str = "", width: int | None = None) -> str:
     """``{{ text | wrap(indent="   ") }}``: wrap to the settings' text width."""
     return wrap(str(text), width or context.get("text_width", 72), indent)
+
+
+@jinja2.pass_context
+def _columns_filter(context: Any, text: str) -> int:
+    """``{{ "=" * (title | columns) }}``: an underline as wide as the text, up to the width."""
+    return min(text_width(str(text)), context.get("text_width", 72))
 
 
 def _render(env: jinja2.Environment, name: str, context: dict[str, Any], folder: Path) -> str:
