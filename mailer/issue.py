@@ -76,7 +76,7 @@ class Item:
     kind: str = "item"
 
     def covers(self, line: int) -> bool:
-        """Whether source `line` belongs to this item."""
+        """Whether source `line` is one of the item's own lines (title, URL, summary)."""
         return self.line <= line <= self.end
 
 
@@ -335,9 +335,12 @@ class _Parser:
         content = "".join(t.content for t in children if t.type in ("text", "link_open")).strip()
         text = "".join(t.content for t in children if t.type == "text")
         bare = _BARE_URL.match(text) if _only_link(children) else None
-        if not self.item["url"] and not self.item["summary"] and bare:
-            self.item["url"] = _md.normalizeLink(bare.group(1))
-            return True
+        if bare and not self.item["summary"]:
+            url = _md.normalizeLink(bare.group(1))
+            # A URL line repeating the title's link is the same link, said twice.
+            if self.item["url"] in ("", url):
+                self.item["url"] = url
+                return True
         if self.item["summary"] is None and content:
             split = _summary(children)
             if split is not None:
@@ -349,7 +352,6 @@ class _Parser:
     def _add(self, block: Block) -> None:
         if self.item is not None:
             self.item["body"].append(block)
-            self.item["end"] = block.line
         else:
             self.entries.append(block)
 

@@ -104,7 +104,7 @@ def _template_leftovers(rendered: RenderedIssue) -> list[Finding]:
     """Template syntax in the output that the issue's own text does not explain."""
     fragments = _fragments(rendered.issue)
     authored_text = "".join(f.text for f in fragments) + rendered.subject + rendered.preheader
-    authored_html = "".join(f.html for f in fragments)
+    authored_html = "".join(f.html for f in fragments) + rendered.subject + rendered.preheader
     findings = []
     for part, output, authored in (("text", rendered.text, authored_text),
                                    ("HTML", rendered.html, authored_html)):
@@ -150,7 +150,8 @@ def _links(issue: Issue) -> list[Finding]:
     owners: dict[str, set[int]] = defaultdict(set)
     first_line: dict[str, int] = {}
     urls = [(link.url, link.line) for link in issue.links]
-    urls += [(item.url, item.line) for item in issue.items if item.url]
+    linked = {link.url for link in issue.links}
+    urls += [(item.url, item.line) for item in issue.items if item.url and item.url not in linked]
     for url, line in urls:
         scheme = urlsplit(url).scheme.lower()
         if scheme in ("mailto", "tel"):

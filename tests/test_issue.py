@@ -197,3 +197,9 @@ def test_links_and_images_are_collected_with_lines():
     assert [(link.url, link.line) for link in issue.links] == [("https://a.example", 3)]
     assert [(i.src, i.alt, i.line) for i in issue.images] == [
         ("https://i.example/x.png", "", 5), ("https://i.example/y.png", "Y", 7)]
+
+
+def test_url_line_repeating_a_linked_title_is_part_of_the_item():
+    issue = parse("# T\n\n**1.** [A](https://e.example/a)\n\nhttps://e.example/a\n\n**Summary:** s\n")
+    item = issue.items[0]
+    assert (item.url, item.body, item.summary.text) == ("https://e.example/a", (), "s")

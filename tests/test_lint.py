@@ -1,0 +1,97 @@
+"""Lint: what a careful editor wants to hear before an issue goes out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailer.compose import compose
+from mailer.issue import parse_issue, read_issue
+from mailer.lint import lint
+
+from .conftest import EXAMPLE_ISSUE
+
+
+def findings(workspace, source: str) -> list[str]:
+    rendered = compose(parse_issue(source, Path("x.md")), workspace.settings, workspace.templates_dir)
+    return [f.format("x.md") for f in lint(rendered).findings]
+
+
+def test_example_issue_is_clean(workspace):
+    report = lint(compose(read_issue(EXAMPLE_ISSUE), workspace.settings, workspace.templates_dir))
+    assert report.findings == ()
+
+
+def test_problems_are_reported_with_their_lines(workspace):
+    source = """# T
+
+## Empty
+
+## Links
+
+**1.** **Plain http**
+
+http://insecure.example/a
+
+**Summary:** s.
+
+**2.** [Same link twice](https://dup.example/x)
+
+https://dup.example/x
+
+**Summary:** Once in the title, once in the URL line: one link.
+
+See [again](https://dup.example/x) and [relative](/about) and <a href="javascript:alert(1)">bad</a>.
+
+![](https://img.example/no-alt.png)
+
+![Chart](images/local.png)
+"""
+    found = findings(workspace, source)
+    assert "x.md:3: warning: section 'Empty' is empty" in found
+    assert "x.md:9: warning: link http://insecure.example/a is not https" in found
+    assert "x.md:13: warning: link https://dup.example/x appears 2 times (lines 13, 19)" in found
+    assert "x.md:19: error: link '/about' is relative; an email needs absolute https:// links" in found
+    assert "x.md:19: error: link 'javascript:alert(1)' cannot work in an email" in found
+    assert any(f.startswith("x.md:21: warning: image https://img.example/no-alt.png has no alt text")
+               for f in found)
+    assert "x.md:23: error: image 'images/local.png' is not an absolute URL and cannot load in an email" \
+        in found
+
+
+def test_missing_preheader_is_a_warning(workspace):
+    found = findings(workspace, "# T\n\nNo items, so no summary to borrow.\n")
+    assert any("warning: no preheader" in f for f in found)
+
+
+def test_html_over_gmails_clip_limit_is_an_error(workspace):
+    big = "# T\n\n" + "".join(f"**{n}.** **Item {n}**\n\nhttps://e.example/{n}\n\n**Summary:** "
+                                 + "长" * 400 + "\n\n" for n in range(1, 90))
+    found = findings(workspace, big)
+    assert any("error: HTML is" in f and "Gmail clips messages over 102 KB" in f for f in found)
+
+
+def test_html_near_the_clip_limit_is_a_warning(workspace):
+    near = "# T\n\n" + "".join(f"**{n}.** **Item {n}**\n\nhttps://e.example/{n}\n\n**Summary:** "
+                                  + "长" * 400 + "\n\n" for n in range(1, 36))
+    found = findings(workspace, near)
+    assert any("warning: HTML is" in f and "close to Gmail's 102 KB clipping limit" in f for f in found)
+
+
+def test_template_syntax_left_in_the_output_is_an_error(workspace):
+    source = "---\npreheader: Hello {{ name }}\n---\n# T\n"
+    found = findings(workspace, source)
+    assert not any("unrendered" in f for f in found), "the author's own braces are not a template error"
+    template = workspace.templates_dir / "newsletter.txt.j2"
+    template.write_text(template.read_text(encoding="utf-8") + "{{ '{{ first_name }}' }}\n",
+                        encoding="utf-8")
+    found = findings(workspace, "# T\n")
+    assert "x.md: error: unrendered template syntax '{{' in the text part; " \
+           "check the templates and the front matter" in found
+
+
+def test_a_template_without_an_unsubscribe_link_is_an_error(workspace):
+    template = workspace.templates_dir / "newsletter.mjml.j2"
+    template.write_text(template.read_text(encoding="utf-8").replace(
+        '<a href="{{ recipient.unsubscribe_url }}">', "<a>"), encoding="utf-8")
+    found = findings(workspace, "# T\n")
+    assert any("error: no unsubscribe link in the HTML part" in f for f in found)
