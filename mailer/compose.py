@@ -33,6 +33,7 @@ from .plaintext import text_width, wrap
 HTML_TEMPLATE = "newsletter.mjml.j2"
 TEXT_TEMPLATE = "newsletter.txt.j2"
 PREHEADER_LIMIT = 110
+_INLINE_STYLE = re.compile(r'<mj-style\b[^>]*\binline\s*=\s*"inline"[^>]*>(.*?)</mj-style>', re.S | re.I)
 
 # What each per-recipient value is while the issue is rendered. Plain ASCII
 # without '=' so that it survives Jinja, MJML, CSS inlining and
@@ -115,20 +116,7 @@ class _Placeholders:
 def compose(issue: Issue, settings: Settings, templates_dir: Path) -> RenderedIssue:
     """Render `issue` with the templates in `templates_dir`."""
     env = _environment(templates_dir.resolve())
-    preheader = issue.preheader or _shorten(issue.first_summary, PREHEADER_LIMIT)
-    context = {
-        "issue": issue,
-        "subject": issue.subject,
-        "preheader": preheader,
-        "newsletter": settings.newsletter,
-        "sender": settings.sender,
-        "settings": settings,
-        "vars": settings.vars,
-        "strings": template_strings(settings),
-        "recipient": _Placeholders(),
-        "unsubscribe_url": PLACEHOLDERS["unsubscribe_url"],
-        "text_width": settings.compose.text_width,
-    }
+    context = _context(issue, settings)
     mjml_source = _render(env, HTML_TEMPLATE, context, templates_dir)
     text = _tidy_text(_render(env, TEXT_TEMPLATE, context, templates_dir))
     try:
@@ -138,22 +126,57 @@ def compose(issue: Issue, settings: Settings, templates_dir: Path) -> RenderedIs
             f"MJML could not be rendered: {exc}", path=templates_dir / HTML_TEMPLATE,
             hint="check that every mj- tag the template writes is closed",
         ) from None
-    return RenderedIssue(issue, issue.subject, preheader, inline_css(html), text)
+    html = inline_css(html, inlinable_css(mjml_source))
+    return RenderedIssue(issue, issue.subject, context["preheader"], html, text)
 
 
-def inline_css(html: str) -> str:
-    """Inline the CSS of `html` into style attributes; the one inlining seam.
+def render_mjml(issue: Issue, settings: Settings, templates_dir: Path) -> str:
+    """Only the first stage: the MJML the HTML template makes of `issue`."""
+    env = _environment(templates_dir.resolve())
+    return _render(env, HTML_TEMPLATE, _context(issue, settings), templates_dir)
 
-    Style blocks stay (their @media rules carry the phone layout and dark
-    mode, which cannot be inlined), `!important` stays (dark mode needs it to
-    beat the inlined colours), classes stay (the @media rules select by
-    them), and nothing is ever fetched: premailer would otherwise try to load
-    linked stylesheets over the network.
+
+def inlinable_css(mjml_source: str) -> str:
+    """The CSS of every ``<mj-style inline="inline">`` in `mjml_source`."""
+    return "\n".join(_INLINE_STYLE.findall(mjml_source))
+
+
+def _context(issue: Issue, settings: Settings) -> dict[str, Any]:
+    """What both templates see."""
+    return {
+        "issue": issue,
+        "subject": issue.subject,
+        "preheader": issue.preheader or _shorten(issue.first_summary, PREHEADER_LIMIT),
+        "newsletter": settings.newsletter,
+        "sender": settings.sender,
+        "settings": settings,
+        "vars": settings.vars,
+        "strings": template_strings(settings),
+        "recipient": _Placeholders(),
+        "unsubscribe_url": PLACEHOLDERS["unsubscribe_url"],
+        "text_width": settings.compose.text_width,
+    }
+
+
+def inline_css(html: str, css: str) -> str:
+    """Inline the rules of `css` into the style attributes of `html`.
+
+    The one inlining seam. As with the official MJML toolchain, only the CSS
+    a template marks ``<mj-style inline="inline">`` is inlined; every
+    ``<style>`` block stays in the head untouched, with its @media rules
+    (the phone layout and dark mode, which cannot be inlined) and its
+    `!important` (dark mode needs it to beat the inlined colours). Classes
+    stay, since those rules select by them, the doctype stays, and nothing
+    is ever fetched: premailer would otherwise load linked stylesheets over
+    the network.
     """
     doctype = re.match(r"\s*<!doctype[^>]*>", html, re.I)
+    # premailer skips (and keeps) a style block marked this way.
+    html = re.sub(r"<style\b", '<style data-premailer="ignore"', html, flags=re.I)
     try:
-        inlined = Premailer(
+        inlined = _Inliner(
             html,
+            css_text=css,
             keep_style_tags=True,
             strip_important=False,
             remove_classes=False,
@@ -165,9 +188,37 @@ def inline_css(html: str) -> str:
         ).transform()
     except Exception as exc:  # premailer and cssutils raise many kinds
         raise RenderError(f"CSS could not be inlined: {exc}") from None
+    # Style blocks inside Outlook's conditional comments were never parsed.
+    inlined = inlined.replace(' data-premailer="ignore"', "")
     if doctype and not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = doctype.group(0).strip() + "\n" + inlined
     return inlined
+
+
+class _Inliner(Premailer):
+    """Premailer that parses each distinct stylesheet once per process.
+
+    The templates' CSS is the same on every render, and turning it into
+    rules through cssutils was most of the inlining time; the rules depend
+    only on the CSS text, its position and the options, which are fixed in
+    `inline_css`.
+    """
+
+    _rules: dict[tuple[str, int], Any] = {}
+
+    def _parse_style_rules(self, css_body: str, ruleset_index: int) -> Any:
+        key = (css_body, ruleset_index)
+        found = self._rules.get(key)
+        if found is None:
+            found = super()._parse_style_rules(css_body, ruleset_index)
+            if len(self._rules) >= 256:
+                self._rules.clear()
+            self._rules[key] = found
+        return found
+
+    def _process_css_text(self, css_text: str, index: int, rules: list, head: Any) -> None:
+        """Take the rules only: the document's own <style> already holds this CSS."""
+        rules.extend(self._parse_style_rules(css_text, index)[0])
 
 
 @functools.lru_cache(maxsize=8)

@@ -11,6 +11,7 @@ follows).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from html.parser import HTMLParser
@@ -28,6 +29,7 @@ _PREFIX = re.compile(r"^( *)((?:> ?)*)((?:[-*+•]|\d+[.)]) )?")
 _CODE_INDENT = "    "
 
 
+@functools.lru_cache(maxsize=4096)
 def char_width(char: str) -> int:
     """Columns a character takes in a terminal: 2 for wide CJK, 0 for combining."""
     if unicodedata.combining(char):
@@ -37,48 +39,37 @@ def char_width(char: str) -> int:
 
 def text_width(text: str) -> int:
     """Columns `text` takes on screen."""
-    return sum(char_width(c) for c in text)
+    if text.isascii():
+        return len(text)
+    return sum(map(char_width, text))
 
 
 def _is_wide(char: str) -> bool:
-    return unicodedata.east_asian_width(char) in "WF"
+    return char_width(char) == 2
+
+
+# The scripts written without spaces, where a line may break between any two
+# characters: CJK ideographs, kana, hangul, and full-width forms.
+_BREAKABLE = (
+    "\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6"
+    "\U00020000-\U0003fffd"
+)
+_PIECE = re.compile(
+    rf"(\s*)({_ATOM.pattern}|[{_BREAKABLE}]|[^\s{_BREAKABLE}]+)"
+)
 
 
 def _tokens(text: str) -> list[tuple[str, bool]]:
     """Split into unbreakable pieces, each with whether a space preceded it."""
     pieces: list[tuple[str, bool]] = []
-    space = False
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char.isspace():
-            space = True
-            i += 1
-            continue
-        atom = _ATOM.match(text, i)
-        if atom:
-            piece = atom.group()
-            i = atom.end()
-        elif _is_wide(char):
-            piece = char
-            i += 1
-        else:
-            j = i
-            while j < len(text) and not text[j].isspace() and not _is_wide(text[j]):
-                if j > i and _ATOM.match(text, j):
-                    break
-                j += 1
-            piece = text[i:j]
-            i = j
-        glue_left = not space and pieces and (
-            piece[0] in _NO_START or pieces[-1][0][-1] in _NO_END
-        )
-        if glue_left:
+    for match in _PIECE.finditer(text):
+        space, piece = bool(match.group(1)), match.group(2)
+        if not space and pieces and (piece[0] in _NO_START or pieces[-1][0][-1] in _NO_END):
             last, last_space = pieces[-1]
             pieces[-1] = (last + piece, last_space)
         else:
             pieces.append((piece, space))
-        space = False
     return pieces
 
 
