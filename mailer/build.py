@@ -12,7 +12,7 @@ from pathlib import Path
 from .compose import Recipient, RenderedIssue, compose
 from .errors import MailerError
 from .issue import read_issue
-from .message import build_message, new_envelope
+from .message import MessageTemplate, new_envelope
 from .workspace import Workspace
 
 SAMPLE_ADDRESS = "reader@example.com"
@@ -34,7 +34,7 @@ def write_files(workspace: Workspace, rendered: RenderedIssue, out_dir: Path) ->
     """Write <stem>.html, <stem>.txt and a sample <stem>.eml into `out_dir`."""
     recipient = sample_recipient(workspace)
     html, text = rendered.personalize(recipient, workspace.settings.newsletter.default_name)
-    eml = build_message(rendered, workspace.settings, recipient, new_envelope(workspace.settings))
+    eml = MessageTemplate(rendered, workspace.settings).build(recipient, new_envelope(workspace.settings))
     stem = rendered.issue.stem
     outputs = {
         out_dir / f"{stem}.html": html.encode("utf-8"),

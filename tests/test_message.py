@@ -11,7 +11,7 @@ import pytest
 from mailer.build import render_issue, sample_recipient
 from mailer.compose import Recipient
 from mailer.errors import HeaderError
-from mailer.message import build_message, new_envelope
+from mailer.message import MessageTemplate, new_envelope
 
 from .conftest import EXAMPLE_ISSUE
 
@@ -22,7 +22,7 @@ def rendered(workspace):
 
 
 def build(rendered, workspace, recipient):
-    return build_message(rendered, workspace.settings, recipient, new_envelope(workspace.settings))
+    return MessageTemplate(rendered, workspace.settings).build(recipient, new_envelope(workspace.settings))
 
 
 def parse(raw: bytes):
