@@ -15,6 +15,7 @@ import click
 from . import build
 from .errors import MailerError
 from .lint import lint as lint_issue
+from .preview import PreviewServer, open_browser
 from .workspace import Workspace, find_workspace, open_workspace
 
 
@@ -96,6 +97,35 @@ def lint(ctx: click.Context, issue: str) -> None:
     click.echo(f"{errors} error(s), {warnings} warning(s)")
     if errors:
         ctx.exit(1)
+
+
+@cli.command()
+@click.argument("issue", required=False)
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--no-open", is_flag=True, help="Do not open a browser.")
+@click.pass_context
+def preview(ctx: click.Context, issue: str | None, port: int, no_open: bool) -> None:
+    """Show ISSUE in the browser, updated each time a source is saved.
+
+    Saving the issue, a template or newsletter.toml re-renders it and the
+    page follows without a refresh. The page has the envelope, desktop and
+    phone widths, a dark-mode view, the text part, the HTML source and the
+    checks of `mailer lint`. Without ISSUE it opens the newest issue; the
+    page switches between all of them.
+
+    \b
+    Example:
+        mailer preview 2024-26 --port 8025
+    """
+    workspace = _workspace(ctx)
+    path = workspace.issue_path(issue) if issue else None
+    server = PreviewServer(workspace, path, port=port, log=lambda line: click.echo(line, err=True))
+    shown = server.preview.default_issue() or "no issue yet"
+    click.echo(f"Previewing {shown} at {server.url} (Ctrl+C to stop)")
+    if not no_open and not open_browser(server.url):
+        click.echo("Open that address in a browser.")
+    server.serve()
 
 
 def main() -> None:

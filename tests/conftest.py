@@ -39,3 +39,39 @@ def workspace(workspace_dir: Path):
     from mailer.workspace import Workspace
 
     return Workspace(workspace_dir)
+
+
+# Debian's chromium package; Playwright drives it and never downloads its own.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the whole run; each test gets its own context."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A fresh page (own storage, 1280×900) in the shared Chromium."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def preview_server(workspace):
+    """`mailer preview` of the workspace copy, on a free port, stopped afterwards."""
+    from mailer.preview import PreviewServer
+
+    with PreviewServer(workspace) as server:
+        yield server
