@@ -61,3 +61,27 @@ class RenderError(MailerError):
 
 class HeaderError(MailerError, ValueError):
     """A value cannot be put in a mail header safely (CR/LF, control characters)."""
+
+
+class AddressError(MailerError, ValueError):
+    """An email address or display name is not acceptable; permanent for that row."""
+
+
+class SubscriberFileError(MailerError, ValueError):
+    """A subscriber file cannot be read as a list (encoding, header, quoting)."""
+
+
+class StoreError(MailerError):
+    """The subscriber store cannot be opened or changed as asked."""
+
+
+class StoreBusy(StoreError):
+    """Another command holds the store's write lock; safe to retry once it ends."""
+
+
+class SubscriberNotFound(StoreError, LookupError):
+    """No subscriber with that address."""
+
+
+class StatusError(StoreError, ValueError):
+    """The change would undo an unsubscribe, bounce, complaint or erasure unasked."""

@@ -37,6 +37,11 @@ class Workspace:
         return self.root / "subscribers"
 
     @property
+    def store_path(self) -> Path:
+        """The subscriber store (SQLite): subscribers, their history, the send ledger."""
+        return self.subscribers_dir / "mailer.db"
+
+    @property
     def build_dir(self) -> Path:
         """Where `mailer render` writes by default."""
         return self.root / "build"

@@ -75,3 +75,38 @@ def preview_server(workspace):
 
     with PreviewServer(workspace) as server:
         yield server
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """An empty subscriber store in a real SQLite file."""
+    from mailer.store import Store
+
+    with Store.open(tmp_path / "store" / "mailer.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def subscriber_file(tmp_path: Path):
+    """Write a subscriber file: `text` in `encoding` (bytes as they are), returns its path."""
+
+    def write(text: str | bytes, encoding: str = "utf-8", name: str = "list.csv") -> Path:
+        path = tmp_path / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode(encoding))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def run_mailer(workspace_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run `mailer ARGS` inside the workspace copy; returns click's result."""
+    from click.testing import CliRunner
+
+    from mailer.cli import cli
+
+    def invoke(*args: str, input: str | bytes | None = None):
+        monkeypatch.chdir(workspace_dir)
+        return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    return invoke

@@ -1,0 +1,823 @@
+"""Subscriber files → validated, de-duplicated rows → the store, with a report.
+
+People bring the files their last tool gave them: Mailchimp, Substack,
+Buttondown and listmonk exports, a spreadsheet saved by Excel on a Chinese
+Windows (GB18030, no BOM), a column of addresses pasted into a text file.
+`import_file` reads them all without being told which, and accounts for every
+row: imported, updated, unchanged, skipped (sticky status), merged (the
+address repeats an earlier row) or rejected with its line and reason. The
+counts add up to the file's data rows; blank rows are not data.
+
+A problem with the whole file (not a text file, undecodable, no address
+column, a quote that never closes) is a `SubscriberFileError` and nothing is
+written. The file is read as a stream and staged in a temporary table, so
+memory stays flat however long it is; the store is changed in one
+transaction at the end (see `store.ImportBatch`).
+
+Encodings are decided by strict decoding in order, not by guessing from
+statistics: a byte-order mark (UTF-8, UTF-16, UTF-32) says it all; else the
+whole file must decode as UTF-8; else as GB18030, which is what Excel writes
+on a Chinese Windows. A file that is valid UTF-8, non-ASCII text included,
+up to some line and then is not, is a damaged UTF-8 file, not GB18030, and
+is refused with that line. `--encoding` overrides the choice.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from .addresses import clean_name, join_name, parse_address, split_name_address
+from .errors import AddressError, SubscriberFileError
+from .store import STATUSES, StagedRow, Store
+
+MAX_LINE = 1 << 20  # characters; a longer line is not a subscriber
+_BATCH = 10_000
+_SCAN_CHUNK = 1 << 20
+
+# Spreadsheets run a cell that starts with one of these as a formula. Export
+# puts a ' before such a cell; import takes one ' off again.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+
+_SIGNATURES = (
+    (b"PK\x03\x04", "a ZIP archive, e.g. an Excel workbook (.xlsx)",
+     "in the spreadsheet, save the sheet as 'CSV UTF-8' and import that"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls)",
+     "in the spreadsheet, save the sheet as 'CSV UTF-8' and import that"),
+    (b"%PDF", "a PDF document", "export the list as CSV"),
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first"),
+    (b"SQLite format 3\x00", "an SQLite database", "export the list as CSV"),
+)
+
+# Header names, lower-cased with runs of other characters made '_', and the
+# field each one fills. Anything else becomes an attribute.
+_COLUMNS = {
+    "email": ("email", "email_address", "e_mail", "e_mail_address", "emailaddress",
+              "mail", "email_addr", "subscriber_email", "邮箱", "电子邮箱", "电子邮件",
+              "邮件地址", "邮箱地址", "电子邮件地址"),
+    "name": ("name", "full_name", "fullname", "display_name", "姓名", "名字"),
+    "first_name": ("first_name", "firstname", "fname", "given_name", "名"),
+    "last_name": ("last_name", "lastname", "lname", "surname", "family_name", "姓"),
+    "tags": ("tags", "tag"),
+    "attributes": ("attributes", "attribs", "metadata"),
+    "status": ("status", "subscriber_type", "subscription_status"),
+    "created_at": ("created_at", "created", "creation_date", "optin_time", "subscribed_at",
+                   "date_added", "signup_date", "subscription_date"),
+    "source": ("source",),
+    # Mailchimp's unsubscribed and cleaned exports, Substack's opt-out flag.
+    "unsub_time": ("unsub_time",),
+    "unsub_reason": ("unsub_reason",),
+    "clean_time": ("clean_time",),
+    "email_disabled": ("email_disabled",),
+    # The store's own bookkeeping, and the two columns a rejects file adds.
+    "ignore": ("updated_at", "rejected_line", "rejected_reason"),
+}
+_ROLE = {name: role for role, names in _COLUMNS.items() for name in names}
+# Columns that also stay as attributes: they say more than the status alone.
+_KEEP_AS_ATTRIBUTE = frozenset(("unsub_time", "unsub_reason", "clean_time", "email_disabled"))
+
+_STATUS_WORDS = {
+    "": "active", "active": "active", "subscribed": "active", "enabled": "active",
+    "confirmed": "active", "regular": "active", "premium": "active", "gifted": "active",
+    "trialed": "active", "churning": "active", "past_due": "active",
+    "unsubscribed": "unsubscribed", "blocklisted": "unsubscribed",
+    "blacklisted": "unsubscribed", "removed": "unsubscribed", "disabled": "unsubscribed",
+    "bounced": "bounced", "cleaned": "bounced", "undeliverable": "bounced",
+    "complained": "complained", "spam": "complained",
+}
+_UNCONFIRMED = frozenset(("pending", "unconfirmed", "unactivated"))
+_TRUE = frozenset(("true", "yes", "1", "y", "t"))
+
+_DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row that was not imported: where it is and why."""
+
+    line: int
+    reason: str
+
+
+class RejectionLog:
+    """The rejected rows of one import, kept on disk past a megabyte.
+
+    A file of a million bad rows must not take a million objects of memory.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", encoding="utf-8")
+        self.count = 0
+
+    def add(self, line: int, reason: str) -> None:
+        self._file.write(f"{line}\t{reason}\n")
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Rejection]:
+        self._file.seek(0)
+        for entry in self._file:
+            line, _, reason = entry.rstrip("\n").partition("\t")
+            yield Rejection(int(line), reason)
+        self._file.seek(0, io.SEEK_END)
+
+
+@dataclass
+class ImportReport:
+    """What an import did; `rows` is the sum of the six counts."""
+
+    path: str
+    encoding: str
+    delimiter: str
+    kind: str
+    dry_run: bool = False
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    merged: int = 0
+    rejections: RejectionLog = field(default_factory=RejectionLog)
+
+    @property
+    def rejected(self) -> int:
+        return self.rejections.count
+
+    @property
+    def rows(self) -> int:
+        return (self.imported + self.updated + self.unchanged + self.skipped + self.merged
+                + self.rejected)
+
+    def as_dict(self) -> dict:
+        """The report as JSON-ready data (`mailer subscribers import --json`)."""
+        return {
+            "file": self.path, "encoding": self.encoding, "delimiter": self.delimiter,
+            "format": self.kind, "dry_run": self.dry_run, "rows": self.rows,
+            "imported": self.imported, "updated": self.updated, "unchanged": self.unchanged,
+            "skipped": self.skipped, "merged": self.merged, "rejected": self.rejected,
+            "rejected_rows": [{"line": r.line, "reason": r.reason} for r in self.rejections],
+        }
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Which column of the file holds what."""
+
+    header: list[str]
+    roles: dict[str, int]
+    attributes: list[tuple[int, str]]
+    has_header: bool
+    kind: str
+
+
+def import_file(
+    store: Store,
+    path: Path | str,
+    *,
+    actor: str,
+    tags: tuple[str, ...] = (),
+    resubscribe: bool = False,
+    dry_run: bool = False,
+    encoding: str | None = None,
+    rejects: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import the subscriber file at `path` ('-' for standard input) into `store`.
+
+    `tags` are added to every imported or updated subscriber. `rejects`, when
+    given, receives every rejected row as CSV: its line, the reason, and the
+    row's own cells, so it can be fixed and imported again. `progress` is
+    called now and then with the bytes read so far and the file's size.
+    """
+    for tag in tags:
+        if not tag.strip() or tag != tag.strip() or "," in tag:
+            raise SubscriberFileError(
+                f"bad --tag {tag!r}", hint="a tag is a word or phrase without commas"
+            )
+    with _open_source(path) as (binary, shown):
+        codec, encoding_label = detect_encoding(binary, shown, encoding)
+        text = io.TextIOWrapper(binary, encoding=codec, errors="strict", newline="")
+        lines = _Lines(text, binary, progress)
+        try:
+            return _import(
+                store, lines, shown, codec=codec, encoding_label=encoding_label, actor=actor,
+                tags=tags, resubscribe=resubscribe, dry_run=dry_run, rejects=rejects,
+            )
+        except UnicodeDecodeError:
+            raise SubscriberFileError(
+                f"became undecodable as {encoding_label} near line {lines.number + 1}",
+                path=shown, hint="was the file changed while it was read? import it again",
+            ) from None
+        except OSError as exc:
+            raise SubscriberFileError(f"cannot read: {_why(exc)}", path=shown) from None
+
+
+def _import(
+    store: Store, lines: _Lines, shown: str, *, codec: str, encoding_label: str, actor: str,
+    tags: tuple[str, ...], resubscribe: bool, dry_run: bool, rejects: Path | None,
+) -> ImportReport:
+    nonblank = _peek_first(lines)
+    first_line = next(nonblank, None)
+    if first_line is None:
+        raise SubscriberFileError("is empty: no rows to import", path=shown)
+    delimiter = _sniff(first_line)
+    csv.field_size_limit(MAX_LINE)
+    # A file with no delimiter on its first line is a column of addresses,
+    # pasted from anywhere: '"Ann Lee" <ann@example.com>' is a line of it, not
+    # bad CSV quoting.
+    quoting = csv.QUOTE_MINIMAL if delimiter in first_line else csv.QUOTE_NONE
+    reader = csv.reader(_chain(first_line, nonblank), delimiter=delimiter, quoting=quoting,
+                        strict=True)
+
+    header, header_line = _first_row(reader, lines, shown)
+    columns = _columns(header, shown, header_line)
+    report = ImportReport(
+        path=shown, encoding=encoding_label, delimiter=_DELIMITERS[delimiter], kind=columns.kind,
+        dry_run=dry_run,
+    )
+    source = f"import of {Path(shown).name}"
+    batch = store.begin_import(label=Path(shown).name, actor=actor, resubscribe=resubscribe)
+    rejects_file = _RejectsFile(rejects, columns.header if columns.has_header else None)
+    try:
+        pending: list[StagedRow] = []
+        if not columns.has_header:
+            _take(header, header_line, columns, source, tags, pending, report, rejects_file, lines)
+        data_rows = 0 if columns.has_header else 1
+        while True:
+            # The reader takes lines only as it needs them, so the next row
+            # starts on the line after the last one it took.
+            start = lines.number + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                message = str(exc)
+                if "field larger than field limit" in message or "unexpected end of data" in message:
+                    raise SubscriberFileError(
+                        "a quoted value starts here and never ends", path=shown, line=start,
+                        hint="a closing \" is missing; fix the quotes and import again",
+                    ) from None
+                data_rows += 1
+                reason = f"bad quoting ({message})"
+                if lines.number != start:
+                    reason = f"{reason}; a quote opened here runs to line {lines.number}"
+                report.rejections.add(start, reason)
+                rejects_file.write(start, reason, [])
+                continue
+            if not row or not any(cell.strip() for cell in row):
+                if start in lines.overlong:
+                    lines.overlong.discard(start)
+                    data_rows += 1
+                    reason = f"the line is longer than {MAX_LINE // (1 << 20)} MiB"
+                    report.rejections.add(start, reason)
+                    rejects_file.write(start, reason, [])
+                continue
+            data_rows += 1
+            _take(row, start, columns, source, tags, pending, report, rejects_file, lines)
+            if len(pending) >= _BATCH:
+                batch.stage(pending)
+                pending.clear()
+        if pending:
+            batch.stage(pending)
+        if data_rows == 0:
+            raise SubscriberFileError(
+                "has a header line but no rows: nothing to import", path=shown,
+            )
+        lines.finish()
+        counts = batch.apply(dry_run=dry_run)
+    except BaseException:
+        batch.discard()
+        rejects_file.abandon()
+        raise
+    rejects_file.close()
+    for name in ("imported", "updated", "unchanged", "skipped", "merged"):
+        setattr(report, name, getattr(counts, name))
+    return report
+
+
+def _take(
+    row: list[str], line: int, columns: _Columns, source: str, tags: tuple[str, ...],
+    pending: list[StagedRow], report: ImportReport, rejects_file: _RejectsFile, lines: _Lines,
+) -> None:
+    """Turn one CSV row into a staged row, or record why not."""
+    try:
+        if line in lines.overlong:
+            lines.overlong.discard(line)
+            raise AddressError(f"the line is longer than {MAX_LINE // (1 << 20)} MiB")
+        pending.append(_staged(row, line, columns, source, tags))
+    except AddressError as exc:
+        report.rejections.add(line, exc.message)
+        rejects_file.write(line, exc.message, row)
+
+
+def _staged(row: list[str], line: int, columns: _Columns, source: str, tags: tuple[str, ...]) -> StagedRow:
+    width = len(columns.header)
+    if len(row) > width:
+        if any(cell.strip() for cell in row[width:]):
+            raise AddressError(
+                f"has {len(row)} values where the header has {width} "
+                "(a value with a comma or tab that is not in quotes?)"
+            )
+        row = row[:width]
+    elif len(row) < width:
+        row = row + [""] * (width - len(row))
+    if "\x00" in "".join(row):
+        raise AddressError("contains a NUL character (is part of the file binary?)")
+    row = [_unescape(cell) if cell[:1] == "'" else cell for cell in row]
+    roles = columns.roles
+
+    cell = row[roles["email"]]
+    if len(cell) > 1 and cell[0] == cell[-1] == '"':
+        cell = cell[1:-1].replace('""', '"')
+    shown_name, address_text = split_name_address(cell)
+    if not address_text.strip():
+        raise AddressError(f"no address in column '{columns.header[roles['email']]}'")
+    address = parse_address(address_text)
+
+    if "name" in roles and row[roles["name"]].strip():
+        name = row[roles["name"]]
+    elif "first_name" in roles or "last_name" in roles:
+        name = join_name(row[roles["first_name"]] if "first_name" in roles else "",
+                         row[roles["last_name"]] if "last_name" in roles else "")
+    else:
+        name = shown_name
+    name = clean_name(name) if name else ""
+
+    attributes: dict = {}
+    if "attributes" in roles and row[roles["attributes"]].strip():
+        try:
+            attributes = json.loads(row[roles["attributes"]])
+        except ValueError:
+            attributes = None
+        if not isinstance(attributes, dict):
+            raise AddressError(
+                f"column '{columns.header[roles['attributes']]}' is not a JSON object like {{\"city\": \"Paris\"}}"
+            )
+    for index, key in columns.attributes:
+        value = row[index]
+        if value:
+            attributes[key] = value
+
+    status, reason = _status(row, columns)
+    row_tags = _tags(row[roles["tags"]], columns) if "tags" in roles else ()
+    created = ""
+    if "created_at" in roles and row[roles["created_at"]].strip():
+        created = _timestamp(row[roles["created_at"]])
+        if not created:
+            attributes[columns.header[roles["created_at"]]] = row[roles["created_at"]]
+    row_source = row[roles["source"]].strip() if "source" in roles else ""
+    return StagedRow(
+        line=line, address=address, name=name, status=status, reason=reason,
+        tags=row_tags + tags, attributes=attributes, source=row_source or source,
+        created_at=created,
+    )
+
+
+def _status(row: list[str], columns: _Columns) -> tuple[str, str]:
+    roles = columns.roles
+    if "status" in roles:
+        word = row[roles["status"]].strip().lower().replace(" ", "_")
+        if word in _UNCONFIRMED:
+            raise AddressError(f"never confirmed the subscription (status '{word}')")
+        if word not in _STATUS_WORDS:
+            raise AddressError(
+                f"unknown status '{row[roles['status']]}' (expected one of {', '.join(STATUSES)})"
+            )
+        status = _STATUS_WORDS[word]
+        if status != "active":
+            return status, f"{status} in the imported file"
+    if "clean_time" in roles and row[roles["clean_time"]].strip():
+        return "bounced", "cleaned (bounced) in Mailchimp"
+    if "unsub_time" in roles and row[roles["unsub_time"]].strip():
+        why = row[roles["unsub_reason"]].strip() if "unsub_reason" in roles else ""
+        return "unsubscribed", f"unsubscribed in Mailchimp{': ' + why if why else ''}"
+    if "email_disabled" in roles and row[roles["email_disabled"]].strip().lower() in _TRUE:
+        return "unsubscribed", "email disabled in Substack"
+    return "active", ""
+
+
+def _tags(cell: str, columns: _Columns) -> tuple[str, ...]:
+    cell = cell.strip()
+    if not cell:
+        return ()
+    if cell.startswith("["):
+        try:
+            value = json.loads(cell)
+        except ValueError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+            raise AddressError(
+                f"column '{columns.header[columns.roles['tags']]}' is not a JSON list of strings"
+            )
+        return tuple(tag.strip() for tag in value if tag.strip())
+    # Mailchimp writes "a","b"; most others a, b.
+    return tuple(t for tag in cell.split(",") if (t := tag.strip().strip('"').strip()))
+
+
+def _timestamp(value: str) -> str:
+    """An ISO-like time as stored (UTC, seconds), or '' if it is not one."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _unescape(cell: str) -> str:
+    """Take off the ' that `neutralise` put before a formula-like cell."""
+    if cell.lstrip("'")[:1] in FORMULA_TRIGGERS and cell.lstrip("'"):
+        return cell[1:]
+    return cell
+
+
+def neutralise(cell: str) -> str:
+    """Put a ' before a cell a spreadsheet would run as a formula (see `_unescape`)."""
+    if cell and cell.lstrip("'")[:1] in FORMULA_TRIGGERS and cell.lstrip("'"):
+        return "'" + cell
+    return cell
+
+
+# The file ------------------------------------------------------------------
+
+
+class _open_source:
+    """The file to import as a binary stream, refusing what is not a regular file.
+
+    Opened without blocking, then checked, so that a FIFO is refused instead
+    of waiting forever for a writer. '-' is standard input, copied to a
+    temporary file first because the encoding check reads the data twice.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self.file: IO[bytes] | None = None
+
+    def __enter__(self) -> tuple[IO[bytes], str]:
+        if self.path == "-":
+            self.file = tempfile.TemporaryFile()
+            shutil.copyfileobj(sys.stdin.buffer, self.file)
+            self.file.seek(0)
+            return self.file, "<stdin>"
+        shown = self.path
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise SubscriberFileError("no such file", path=shown, hint="check the path") from None
+        except IsADirectoryError:
+            raise SubscriberFileError("is a folder, not a file", path=shown,
+                                      hint="give the CSV file inside it") from None
+        except OSError as exc:
+            raise SubscriberFileError(f"cannot open: {_why(exc)}", path=shown) from None
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            os.close(fd)
+            what = ("a folder" if stat.S_ISDIR(kind) else "a named pipe (FIFO)" if stat.S_ISFIFO(kind)
+                    else "a device or socket")
+            hint = ("give the CSV file inside it" if stat.S_ISDIR(kind)
+                    else "give a regular file, or pipe the data into 'mailer subscribers import -'")
+            raise SubscriberFileError(f"is {what}, not a file", path=shown, hint=hint)
+        os.set_blocking(fd, True)
+        self.file = os.fdopen(fd, "rb")
+        return self.file, shown
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def detect_encoding(binary: IO[bytes], shown: str, forced: str | None = None) -> tuple[str, str]:
+    """The codec to read `binary` with and its name for people; `SubscriberFileError` if none.
+
+    Reads the whole file once (fast, in C) so that a bad byte on line 900,000
+    is found before anything is imported.
+    """
+    try:
+        head = binary.read(4096)
+        binary.seek(0)
+    except OSError as exc:
+        raise SubscriberFileError(f"cannot read: {_why(exc)}", path=shown) from None
+    if forced:
+        try:
+            info = codecs.lookup(forced)
+        except LookupError:
+            raise SubscriberFileError(f"unknown encoding {forced!r}",
+                                      hint="try utf-8, gb18030, utf-16, cp1252 or latin-1") from None
+        codec = "utf-8-sig" if info.name == "utf-8" else info.name
+        failure = _scan(binary, codec)
+        if failure:
+            raise SubscriberFileError(f"is not valid {forced}", path=shown, line=failure[0],
+                                      hint="pass the encoding the file was saved in")
+        return codec, forced
+    if not head.strip():
+        raise SubscriberFileError("is empty: no rows to import", path=shown)
+    for bom, codec, label in _BOMS:
+        if head.startswith(bom):
+            failure = _scan(binary, codec)
+            if failure:
+                raise SubscriberFileError(
+                    f"starts with a {label} byte-order mark, but this line is not {label}",
+                    path=shown, line=failure[0],
+                    hint="the file mixes encodings: re-save it as 'CSV UTF-8'",
+                )
+            return codec, label
+    for signature, what, hint in _SIGNATURES:
+        if head.startswith(signature):
+            raise SubscriberFileError(f"is {what}, not a CSV file", path=shown, hint=hint)
+    if _looks_like_utf16(head):
+        raise SubscriberFileError(
+            "looks like UTF-16 without a byte-order mark", path=shown,
+            hint="re-save it as 'CSV UTF-8', or pass --encoding utf-16-le",
+        )
+    controls = sum(1 for byte in head if byte < 0x20 and byte not in b"\t\n\r\f")
+    if controls > max(2, len(head) // 20):
+        raise SubscriberFileError("is not a text file (it has binary data near the start)",
+                                  path=shown, hint="export the list as CSV")
+    failure = _scan(binary, "utf-8")
+    if failure is None:
+        return "utf-8", "UTF-8"
+    line, text_before = failure
+    if text_before:
+        raise SubscriberFileError(
+            "is UTF-8 up to this line, which has bytes that are not UTF-8",
+            path=shown, line=line,
+            hint="the file mixes encodings or is damaged: fix that line, or re-save it as 'CSV UTF-8'",
+        )
+    if _scan(binary, "gb18030") is None:
+        return "gb18030", "GB18030"
+    raise SubscriberFileError(
+        "is neither UTF-8 nor GB18030 from this line on", path=shown, line=line,
+        hint="re-save it as 'CSV UTF-8', or pass --encoding (e.g. cp1252)",
+    )
+
+
+def _scan(binary: IO[bytes], codec: str) -> tuple[int, bool] | None:
+    """Decode the whole file strictly; on failure, the line and whether non-ASCII
+    text decoded fine before it."""
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    binary.seek(0)
+    offset = 0
+    non_ascii = False
+    try:
+        while chunk := binary.read(_SCAN_CHUNK):
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                bad = offset - pending + exc.start
+                non_ascii = non_ascii or not chunk[: max(0, exc.start - pending)].isascii()
+                return _line_at(binary, bad, codec), non_ascii
+            non_ascii = non_ascii or not chunk.isascii()
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return _line_at(binary, offset, codec), non_ascii
+        return None
+    finally:
+        binary.seek(0)
+
+
+def _line_at(binary: IO[bytes], offset: int, codec: str) -> int:
+    """The line number (1-based, any line ending) at byte `offset`."""
+    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+    binary.seek(0)
+    line, last_cr, left = 1, False, offset
+    while left > 0 and (chunk := binary.read(min(left, _SCAN_CHUNK))):
+        left -= len(chunk)
+        text = decoder.decode(chunk)
+        line += text.count("\n") + text.count("\r") - text.count("\r\n")
+        if last_cr and text.startswith("\n"):
+            line -= 1
+        last_cr = text.endswith("\r")
+    return line
+
+
+def _looks_like_utf16(head: bytes) -> bool:
+    """Text in UTF-16 without a BOM: NULs in every other byte, and readable when decoded."""
+    if len(head) < 4:
+        return False
+    evens, odds = head[0::2], head[1::2]
+    if odds.count(0) > len(odds) // 3:
+        codec = "utf-16-le"
+    elif evens.count(0) > len(evens) // 3:
+        codec = "utf-16-be"
+    else:
+        return False
+    text = head[: len(head) // 2 * 2].decode(codec, errors="replace")
+    readable = sum(1 for ch in text if ch.isprintable() or ch in "\t\r\n")
+    return readable > len(text) * 0.95
+
+
+class _Lines:
+    """The physical lines of the text, each at most `MAX_LINE` long.
+
+    A longer line is read past without keeping it (a 10 GB line must not take
+    10 GB of memory), handed on as an empty line, and its number noted so
+    that its row can be rejected.
+    """
+
+    def __init__(self, text: io.TextIOWrapper, binary: IO[bytes],
+                 progress: Callable[[int, int], None] | None) -> None:
+        self._text = text
+        self._binary = binary
+        self._progress = progress
+        self.number = 0
+        self.overlong: set[int] = set()
+        try:
+            self.size = os.fstat(binary.fileno()).st_size
+        except (OSError, io.UnsupportedOperation):
+            self.size = 0
+
+    def __iter__(self) -> Iterator[str]:
+        readline = self._text.readline
+        progress = self._progress
+        while line := readline(MAX_LINE + 1):
+            self.number += 1
+            if len(line) > MAX_LINE and line[-1] not in "\r\n":
+                while (rest := readline(MAX_LINE)) and rest[-1] not in "\r\n":
+                    pass
+                self.overlong.add(self.number)
+                line = "\n"
+            if progress is not None and not self.number % 8192:
+                progress(self._binary.tell(), self.size)
+            yield line
+
+    def finish(self) -> None:
+        if self._progress is not None:
+            self._progress(self.size, self.size)
+
+
+def _peek_first(lines: _Lines) -> Iterator[str]:
+    """The lines, skipping blank ones at the start (first yielded is the header candidate)."""
+    iterator = iter(lines)
+    for line in iterator:
+        if line.strip() or lines.number in lines.overlong:
+            yield line
+            break
+    yield from iterator
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+def _sniff(line: str) -> str:
+    """The delimiter: whichever of , tab ; | the first line has most of (',' if none).
+
+    Counting on the header line is more dependable than csv.Sniffer, which
+    guesses wrong on one-column files and on names with commas.
+    """
+    counts = {d: line.count(d) for d in _DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _first_row(reader: Iterator[list[str]], lines: _Lines, shown: str) -> tuple[list[str], int]:
+    try:
+        row = next(reader)
+    except csv.Error as exc:
+        raise SubscriberFileError(f"the first line cannot be read as CSV ({exc})",
+                                  path=shown, line=1) from None
+    line = lines.number
+    if line in lines.overlong:
+        raise SubscriberFileError(
+            f"the first line is longer than {MAX_LINE // (1 << 20)} MiB: this is not a subscriber list",
+            path=shown, line=line, hint="is it the right file, with line breaks between rows?",
+        )
+    if "\x00" in "".join(row):
+        raise SubscriberFileError("the header line contains a NUL character", path=shown,
+                                  line=line, hint="export the list as CSV again")
+    return row, line
+
+
+def _columns(header: list[str], shown: str, line: int) -> _Columns:
+    """Work out what each column holds; `SubscriberFileError` if no column has addresses."""
+    cells = [_unescape(cell.strip()) if cell.startswith("'") else cell.strip() for cell in header]
+    keys = [re.sub(r"\W+", "_", cell.lower()).strip("_") for cell in cells]
+    roles: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        role = _ROLE.get(key)
+        if role and role != "ignore" and role not in roles:
+            roles[role] = index
+    if "email" not in roles:
+        if len(cells) == 1 and "@" in cells[0]:
+            return _Columns(["email"], {"email": 0}, [], False, "a list of addresses")
+        if len(cells) == 1 and cells[0]:
+            return _Columns(cells, {"email": 0}, [], True, "a list of addresses")
+        if any("@" in cell for cell in cells):
+            raise SubscriberFileError(
+                "the first line holds an address, not column names", path=shown, line=line,
+                hint="add a header line naming the columns, e.g. email,name",
+            )
+        named = ", ".join(repr(cell) for cell in cells if cell) or "none"
+        raise SubscriberFileError(
+            f"no address column (the columns are {named})", path=shown, line=line,
+            hint="name the column of addresses 'email' or 'Email Address'",
+        )
+    attributes = [
+        (index, cells[index] or f"column {index + 1}")
+        for index, key in enumerate(keys)
+        if index not in roles.values() and _ROLE.get(key) != "ignore"
+        or (_ROLE.get(key) in _KEEP_AS_ATTRIBUTE)
+    ]
+    return _Columns(cells, roles, attributes, True, _kind(set(keys), len(cells)))
+
+
+def _kind(keys: set[str], width: int) -> str:
+    """What exported the file, for the report (the mapping does not depend on it)."""
+    if "email_address" in keys and ("first_name" in keys or "member_rating" in keys):
+        return "Mailchimp export"
+    if {"subscriber_type"} & keys or {"metadata", "creation_date"} <= keys:
+        return "Buttondown export"
+    if {"email_disabled", "active_subscription"} & keys:
+        return "Substack export"
+    if {"attributes", "name"} <= keys and "tags" not in keys:
+        return "listmonk export"
+    if {"status", "tags", "attributes", "created_at"} <= keys:
+        return "mailer export"
+    if width == 1:
+        return "a list of addresses"
+    return "CSV with a header"
+
+
+class _RejectsFile:
+    """The --rejects file: line, reason, then the rejected row's own cells."""
+
+    def __init__(self, path: Path | None, header: list[str] | None) -> None:
+        self.path = path
+        self._file = None
+        if path is None:
+            return
+        try:
+            self._file = open(path, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise SubscriberFileError(f"cannot write the rejects file: {_why(exc)}", path=path) from None
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(["rejected_line", "rejected_reason", *(header or ["email"])])
+
+    def write(self, line: int, reason: str, row: list[str]) -> None:
+        if self._file is not None:
+            self._writer.writerow([line, reason, *(neutralise(cell) for cell in row)])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def abandon(self) -> None:
+        """Remove a half-written rejects file: the import it described did not happen."""
+        if self._file is not None:
+            self._file.close()
+            Path(self.path).unlink(missing_ok=True)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+EXPORT_COLUMNS = ("email", "name", "status", "tags", "attributes", "source", "created_at", "updated_at")
+
+
+def export_csv(store: Store, out: IO[str]) -> int:
+    """Write every subscriber to `out` as CSV that `import_file` reads back unchanged.
+
+    Tags and attributes are JSON; any cell a spreadsheet would run as a
+    formula gets a leading ', which import takes off. Returns the count.
+    """
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    count = 0
+    for subscriber in store.subscribers():
+        writer.writerow([
+            neutralise(subscriber.email), neutralise(subscriber.name), subscriber.status,
+            json.dumps(list(subscriber.tags), ensure_ascii=False),
+            json.dumps(subscriber.attributes, ensure_ascii=False, sort_keys=True),
+            neutralise(subscriber.source), subscriber.created_at, subscriber.updated_at,
+        ])
+        count += 1
+    return count

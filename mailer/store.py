@@ -1,0 +1,706 @@
+"""The subscriber store: one SQLite file per workspace, and the only SQL in mailer.
+
+``subscribers/mailer.db`` holds the subscribers, the history of what happened
+to each (events), the hashed addresses of people whose data was erased
+(suppressions), and, in later schema versions, the send ledger. It runs in
+WAL mode, so a send can read while an unsubscribe writes, and every change is
+one transaction: a crash leaves the store as it was before the command.
+
+Status is sticky. Someone who unsubscribed, bounced or complained stays so,
+whatever a later import or `add` says, unless the caller passes
+``resubscribe=True``; then an event records who did it and when. The rules
+live here, not in the importer, so that no path into the store can break them.
+
+The schema is versioned with ``PRAGMA user_version``. Each entry of
+`MIGRATIONS` takes the store from one version to the next; adding a table is
+one new function appended to that list.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import itertools
+import json
+import socket
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .addresses import Address
+from .errors import StatusError, StoreBusy, StoreError, SubscriberNotFound
+
+STATUSES = ("active", "unsubscribed", "bounced", "complained")
+STICKY = frozenset(STATUSES[1:])
+
+# When two rows of one file disagree on the status, the stronger one wins:
+# a complaint outweighs a bounce, a bounce an unsubscribe, all of them active.
+_STRENGTH = {"active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
+
+_CHUNK = 5000
+
+
+def _v1_subscribers(db: sqlite3.Connection) -> None:
+    """Subscribers, their event history, and suppressions of erased addresses."""
+    # One statement at a time: executescript would commit the migration's
+    # transaction before running.
+    for statement in (
+        """CREATE TABLE subscribers (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            email       TEXT NOT NULL,
+            email_key   TEXT NOT NULL UNIQUE,
+            name        TEXT NOT NULL DEFAULT '',
+            status      TEXT NOT NULL DEFAULT 'active'
+                        CHECK (status IN ('active', 'unsubscribed', 'bounced', 'complained')),
+            tags        TEXT NOT NULL DEFAULT '[]',
+            attributes  TEXT NOT NULL DEFAULT '{}',
+            source      TEXT NOT NULL DEFAULT '',
+            created_at  TEXT NOT NULL,
+            updated_at  TEXT NOT NULL
+        )""",
+        "CREATE INDEX subscribers_status ON subscribers (status)",
+        """CREATE TABLE events (
+            id            INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+            kind          TEXT NOT NULL,
+            at            TEXT NOT NULL,
+            reason        TEXT NOT NULL DEFAULT '',
+            actor         TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX events_subscriber ON events (subscriber_id)",
+        """CREATE TABLE suppressions (
+            hash    TEXT PRIMARY KEY,
+            reason  TEXT NOT NULL,
+            at      TEXT NOT NULL
+        ) WITHOUT ROWID""",
+    ):
+        db.execute(statement)
+
+
+# Version N of the schema is what the first N functions build. Append only.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_subscribers]
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One person on the list, as stored."""
+
+    id: int
+    email: str
+    name: str
+    status: str
+    tags: tuple[str, ...]
+    attributes: dict
+    source: str
+    created_at: str
+    updated_at: str
+
+    def as_dict(self) -> dict:
+        return {
+            "email": self.email, "name": self.name, "status": self.status,
+            "tags": list(self.tags), "attributes": self.attributes, "source": self.source,
+            "created_at": self.created_at, "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to a subscriber: what, when, why, and by whom."""
+
+    kind: str
+    at: str
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class StagedRow:
+    """One row of an import, validated, as the importer hands it to the store."""
+
+    line: int
+    address: Address
+    name: str = ""
+    status: str = "active"
+    reason: str = ""
+    tags: tuple[str, ...] = ()
+    attributes: dict = field(default_factory=dict)
+    source: str = ""
+    created_at: str = ""
+
+
+@dataclass
+class ImportCounts:
+    """What applying an import did, row by row; the fields add up to the rows staged."""
+
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    merged: int = 0
+
+
+def now() -> str:
+    """The current time as stored: ISO 8601, UTC, to the second."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def default_actor() -> str:
+    """Who is running this command, for the event history: user@host."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # getuser raises OSError or KeyError without a login name
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def suppression_hash(address: Address) -> str:
+    """What is kept of an erased address: enough to recognise it, not to read it."""
+    return hashlib.sha256(address.key.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """An open subscriber store. Use `Store.open`, and close it (or use `with`)."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, *, busy_timeout: float = 30.0) -> Store:
+        """Open (creating if needed) the store at `path` and bring its schema up to date.
+
+        `busy_timeout` is how long a write waits for another command's write to
+        finish before giving up with `StoreBusy`.
+        """
+        path = Path(path)
+        if path.exists() and not path.is_file():
+            raise StoreError("is not a file", path=path, hint="move it away, or fix [subscribers]")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the subscriber store: {_why(exc)}", path=path) from None
+        store = cls(db, path)
+        try:
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                with store._translate():
+                    db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            # Erased subscribers must not linger in free pages of the file.
+            db.execute("PRAGMA secure_delete = ON")
+            db.execute("PRAGMA temp_store = FILE")
+            db.execute("PRAGMA cache_size = -16000")
+            db.create_function("mailer_hash", 1, _hash_key, deterministic=True)
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StoreError(
+                f"not a usable subscriber store: {_why(exc)}", path=path,
+                hint="restore it from a backup, or move it away to start a new one",
+            ) from None
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        if self.schema_version == len(MIGRATIONS):
+            return
+        with self._write():
+            # Checked again under the lock: another process may have migrated.
+            version = self.schema_version
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"schema version {version} is newer than this mailer knows ({len(MIGRATIONS)})",
+                    path=self.path, hint="upgrade mailer",
+                )
+            for number in range(version, len(MIGRATIONS)):
+                MIGRATIONS[number](self._db)
+                self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        """SQLite's errors as one-line store errors; a lock held too long as `StoreBusy`."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if "locked" in message or "busy" in message:
+                raise StoreBusy(
+                    "another command is writing to the subscriber store", path=self.path,
+                    hint="try again when it has finished",
+                ) from None
+            raise StoreError(f"the subscriber store failed: {message}", path=self.path) from None
+
+    @contextmanager
+    def _write(self, *, commit: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE) so that it cannot
+        deadlock halfway; rolled back on any error, or when `commit` is false."""
+        with self._translate():
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            with self._translate():
+                yield self._db
+        except BaseException:
+            _rollback(self._db)
+            raise
+        with self._translate():
+            self._db.execute("COMMIT" if commit else "ROLLBACK")
+
+    # Reading ---------------------------------------------------------------
+
+    def get(self, address: Address) -> Subscriber | None:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM subscribers WHERE email_key = ?", (address.key,)
+        ).fetchone()
+        return _subscriber(row) if row else None
+
+    def require(self, address: Address) -> Subscriber:
+        """The subscriber with `address`, or `SubscriberNotFound`."""
+        subscriber = self.get(address)
+        if subscriber is None:
+            hint = "their data was erased on request" if self.is_suppressed(address) else None
+            raise SubscriberNotFound(f"no subscriber {address.email}", hint=hint)
+        return subscriber
+
+    def history(self, subscriber: Subscriber) -> list[Event]:
+        """Every event of `subscriber`, oldest first."""
+        rows = self._db.execute(
+            "SELECT kind, at, reason, actor FROM events WHERE subscriber_id = ? ORDER BY id",
+            (subscriber.id,),
+        )
+        return [Event(*row) for row in rows]
+
+    def subscribers(self, *, status: str | None = None, tag: str | None = None) -> Iterator[Subscriber]:
+        """Every subscriber (with `status`, with `tag`) in the order they joined, streamed."""
+        query = f"SELECT {_COLUMNS} FROM subscribers WHERE 1"
+        params: list[str] = []
+        if status is not None:
+            query += " AND status = ?"
+            params.append(status)
+        if tag is not None:
+            query += " AND EXISTS (SELECT 1 FROM json_each(subscribers.tags) WHERE value = ?)"
+            params.append(tag)
+        cursor = self._db.execute(query + " ORDER BY id", params)
+        while rows := cursor.fetchmany(1000):
+            yield from map(_subscriber, rows)
+
+    def counts(self) -> dict[str, int]:
+        """How many subscribers have each status, and how many addresses were erased."""
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update(self._db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"))
+        counts["erased"] = self._db.execute("SELECT count(*) FROM suppressions").fetchone()[0]
+        return counts
+
+    def is_suppressed(self, address: Address) -> bool:
+        return self._db.execute(
+            "SELECT 1 FROM suppressions WHERE hash = ?", (suppression_hash(address),)
+        ).fetchone() is not None
+
+    # Changing one subscriber -----------------------------------------------
+
+    def add(
+        self, address: Address, name: str = "", *, actor: str, source: str = "command line",
+        resubscribe: bool = False,
+    ) -> tuple[str, Subscriber]:
+        """Subscribe `address`: 'added', 'updated', 'unchanged' or 'resubscribed', and the result.
+
+        Someone unsubscribed, bounced, complained or erased is only subscribed
+        again with `resubscribe`, and the history records it.
+        """
+        when = now()
+        with self._write() as db:
+            if self.is_suppressed(address):
+                if not resubscribe:
+                    raise StatusError(
+                        f"{address.email} was erased on request and is suppressed",
+                        hint="pass --resubscribe if they asked to join again",
+                    )
+                db.execute("DELETE FROM suppressions WHERE hash = ?", (suppression_hash(address),))
+            current = self.get(address)
+            if current is None:
+                cursor = db.execute(
+                    "INSERT INTO subscribers (email, email_key, name, source, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (address.email, address.key, name, source, when, when),
+                )
+                reason = "subscribed again after erasure" if resubscribe else ""
+                self._event(cursor.lastrowid, "subscribed", when, reason, actor)
+                return "added", self.require(address)
+            if current.status in STICKY:
+                if not resubscribe:
+                    raise StatusError(
+                        f"{current.email} is {current.status}",
+                        hint="pass --resubscribe if they asked to join again",
+                    )
+                db.execute(
+                    "UPDATE subscribers SET status = 'active', name = ?, updated_at = ? WHERE id = ?",
+                    (name or current.name, when, current.id),
+                )
+                self._event(current.id, "resubscribed", when, f"was {current.status}", actor)
+                return "resubscribed", self.require(address)
+            if name and name != current.name:
+                db.execute(
+                    "UPDATE subscribers SET name = ?, updated_at = ? WHERE id = ?",
+                    (name, when, current.id),
+                )
+                self._event(current.id, "updated", when, "name", actor)
+                return "updated", self.require(address)
+            return "unchanged", current
+
+    def set_status(
+        self, address: Address, status: str, *, actor: str, reason: str = "",
+    ) -> tuple[bool, Subscriber]:
+        """Mark `address` unsubscribed, bounced or complained; False if it already was.
+
+        Not for making anyone active again: that is `add(..., resubscribe=True)`.
+        """
+        if status not in STICKY:
+            raise ValueError(f"set_status takes one of {sorted(STICKY)}, not {status!r}")
+        when = now()
+        with self._write() as db:
+            current = self.require(address)
+            if current.status == status:
+                return False, current
+            db.execute(
+                "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?",
+                (status, when, current.id),
+            )
+            self._event(current.id, status, when, reason, actor)
+            return True, self.require(address)
+
+    def erase(self, address: Address, *, actor: str) -> None:
+        """Delete everything about `address` and keep only a hash, so it is never re-imported.
+
+        For erasure requests (GDPR art. 17): the row, its history and anything
+        else keyed to it go; the suppression records when and by whom.
+        """
+        with self._write() as db:
+            current = self.require(address)
+            db.execute("DELETE FROM subscribers WHERE id = ?", (current.id,))
+            db.execute(
+                "INSERT OR REPLACE INTO suppressions (hash, reason, at) VALUES (?, ?, ?)",
+                (suppression_hash(address), f"erased on request by {actor}", now()),
+            )
+        # Nor in older page images in the write-ahead log.
+        with self._translate():
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _event(self, subscriber_id: int, kind: str, at: str, reason: str, actor: str) -> None:
+        self._db.execute(
+            "INSERT INTO events (subscriber_id, kind, at, reason, actor) VALUES (?, ?, ?, ?, ?)",
+            (subscriber_id, kind, at, reason, actor),
+        )
+
+    # Importing many --------------------------------------------------------
+
+    def begin_import(self, *, label: str, actor: str, resubscribe: bool = False) -> ImportBatch:
+        """Start an import: stage rows with `ImportBatch.stage`, then `apply` them."""
+        return ImportBatch(self, self._db, label=label, actor=actor, resubscribe=resubscribe)
+
+
+class ImportBatch:
+    """One file's rows, staged in a temporary table, then applied in one transaction.
+
+    Staging takes no lock, so a long file is read while others use the store;
+    only `apply` holds the write lock, and it decides every row against the
+    store as it is then. Two imports at once therefore apply one after the
+    other, and each report describes what its own transaction did.
+
+    Rows repeating an address are merged before anything is compared with
+    the store, so that importing the same file twice changes nothing the
+    second time, whatever order the repeats come in.
+    """
+
+    def __init__(
+        self, store: Store, db: sqlite3.Connection, *, label: str, actor: str, resubscribe: bool,
+    ) -> None:
+        self._store = store
+        self._db = db
+        self.label = label
+        self.actor = actor
+        self.resubscribe = resubscribe
+        with store._translate():
+            db.execute("DROP TABLE IF EXISTS temp.staging")
+            db.execute(
+                """CREATE TEMP TABLE staging (
+                    line INTEGER NOT NULL, key TEXT NOT NULL, email TEXT NOT NULL,
+                    name TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+                    tags TEXT NOT NULL, attributes TEXT NOT NULL, source TEXT NOT NULL,
+                    created_at TEXT NOT NULL, outcome TEXT)"""
+            )
+            db.execute("PRAGMA temp.cache_size = -16000")
+
+    def stage(self, rows: Iterable[StagedRow]) -> None:
+        """Add validated rows; call as often as needed, in file order."""
+        with self._store._translate():
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO temp.staging VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                    (
+                        (
+                            r.line, r.address.key, r.address.email, r.name, r.status, r.reason,
+                            _tags_json(r.tags), _attributes_json(r.attributes), r.source,
+                            r.created_at,
+                        )
+                        for r in rows
+                    ),
+                )
+            except BaseException:
+                _rollback(self._db)
+                raise
+            self._db.execute("COMMIT")
+
+    def apply(self, *, dry_run: bool = False) -> ImportCounts:
+        """Merge repeats, then decide and write every row in one transaction.
+
+        With `dry_run` the transaction is rolled back: the counts say what
+        would have happened.
+        """
+        with self._store._translate():
+            self._db.execute("CREATE INDEX temp.staging_key ON staging (key, line)")
+            self._merge_repeats()
+        when = now()
+        with self._store._write(commit=not dry_run) as db:
+            if db.execute("SELECT 1 FROM suppressions LIMIT 1").fetchone():
+                db.execute(
+                    "UPDATE temp.staging SET outcome = 'skipped' WHERE outcome IS NULL"
+                    " AND mailer_hash(key) IN (SELECT hash FROM main.suppressions)"
+                )
+            db.execute(
+                "UPDATE temp.staging SET outcome = 'imported' WHERE outcome IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM main.subscribers WHERE email_key = staging.key)"
+            )
+            self._insert_new(db, when)
+            self._update_existing(db, when)
+            counts = ImportCounts()
+            for outcome, number in db.execute(
+                "SELECT outcome, count(*) FROM temp.staging GROUP BY outcome"
+            ):
+                setattr(counts, outcome, number)
+        self._db.execute("DROP TABLE temp.staging")
+        return counts
+
+    def discard(self) -> None:
+        """Drop the staged rows without applying them."""
+        try:
+            self._db.execute("DROP TABLE IF EXISTS temp.staging")
+        except sqlite3.Error:
+            pass
+
+    def _merge_repeats(self) -> None:
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            db.execute("DROP TABLE IF EXISTS temp.repeated")
+            db.execute(
+                "CREATE TEMP TABLE repeated AS"
+                " SELECT key FROM temp.staging GROUP BY key HAVING count(*) > 1"
+            )
+            last = 0
+            while True:
+                # A chunk of repeated addresses at a time: memory stays flat
+                # even when a file holds the same list twice.
+                rows = db.execute(
+                    "SELECT rowid, key, name, status, reason, tags, attributes, created_at"
+                    " FROM temp.staging WHERE key IN"
+                    " (SELECT key FROM temp.repeated WHERE rowid > ? ORDER BY rowid LIMIT ?)"
+                    " ORDER BY key, line",
+                    (last, _CHUNK),
+                ).fetchall()
+                if not rows:
+                    break
+                last += _CHUNK
+                updates, merged = [], []
+                for _, group in itertools.groupby(rows, key=lambda row: row[1]):
+                    first, *repeats = group
+                    updates.append(_merge_rows(first, repeats))
+                    merged.extend((row[0],) for row in repeats)
+                db.executemany(
+                    "UPDATE temp.staging SET name = ?, status = ?, reason = ?, tags = ?,"
+                    " attributes = ?, created_at = ? WHERE rowid = ?",
+                    updates,
+                )
+                db.executemany("UPDATE temp.staging SET outcome = 'merged' WHERE rowid = ?", merged)
+            db.execute("DROP TABLE temp.repeated")
+        except BaseException:
+            _rollback(db)
+            raise
+        db.execute("COMMIT")
+
+    def _insert_new(self, db: sqlite3.Connection, when: str) -> None:
+        # Ids are given, not drawn one by one, so that the events of the new
+        # subscribers are written without looking each of them up again.
+        base = max(
+            db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0],
+            (db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'subscribers'").fetchone() or [0])[0],
+        )
+        params = {"base": base, "when": when, "label": self.label, "actor": self.actor}
+        db.execute(
+            "INSERT INTO subscribers (id, email, email_key, name, status, tags, attributes, source,"
+            " created_at, updated_at)"
+            " SELECT :base + rowid, email, key, name, status, tags, attributes, source,"
+            " CASE created_at WHEN '' THEN :when ELSE created_at END, :when"
+            " FROM temp.staging WHERE outcome = 'imported' ORDER BY rowid",
+            params,
+        )
+        db.execute(
+            "INSERT INTO events (subscriber_id, kind, at, reason, actor)"
+            " SELECT :base + rowid, 'imported', :when, :label || ' line ' || line, :actor"
+            " FROM temp.staging WHERE outcome = 'imported' ORDER BY rowid",
+            params,
+        )
+        db.execute(
+            "INSERT INTO events (subscriber_id, kind, at, reason, actor)"
+            " SELECT :base + rowid, status, :when, reason, :actor"
+            " FROM temp.staging WHERE outcome = 'imported' AND status != 'active' ORDER BY rowid",
+            params,
+        )
+
+    def _update_existing(self, db: sqlite3.Connection, when: str) -> None:
+        last = 0
+        while True:
+            rows = db.execute(
+                f"SELECT s.rowid, s.line, s.name, s.status, s.reason, s.tags, s.attributes,"
+                f" {_columns_of('sub')}"
+                " FROM temp.staging AS s JOIN main.subscribers AS sub ON sub.email_key = s.key"
+                " WHERE s.outcome IS NULL AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
+                (last, _CHUNK),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            outcomes, updates, events = [], [], []
+            for rowid, line, name, status, reason, tags, attributes, *stored in rows:
+                current = _subscriber(stored)
+                outcome, change, new_events = self._decide(
+                    current, line, name, status, reason, tags, attributes
+                )
+                outcomes.append((outcome, rowid))
+                if change is not None:
+                    updates.append((*change, when, current.id))
+                events.extend((current.id, kind, when, why, self.actor) for kind, why in new_events)
+            db.executemany(
+                "UPDATE subscribers SET name = ?, status = ?, tags = ?, attributes = ?,"
+                " updated_at = ? WHERE id = ?",
+                updates,
+            )
+            db.executemany(
+                "INSERT INTO events (subscriber_id, kind, at, reason, actor) VALUES (?, ?, ?, ?, ?)",
+                events,
+            )
+            db.executemany("UPDATE temp.staging SET outcome = ? WHERE rowid = ?", outcomes)
+
+    def _decide(
+        self, current: Subscriber, line: int, name: str, status: str, reason: str,
+        tags: str, attributes: str,
+    ) -> tuple[str, tuple | None, list[tuple[str, str]]]:
+        """What one row does to a subscriber who is already in the store."""
+        where = f"{self.label} line {line}"
+        events: list[tuple[str, str]] = []
+        new_status = current.status
+        if status != current.status:
+            if current.status in STICKY and status == "active" and self.resubscribe:
+                new_status = "active"
+                events.append(("resubscribed", f"was {current.status}; {where} with --resubscribe"))
+            elif current.status in STICKY:
+                return "skipped", None, []
+            else:
+                new_status = status
+                events.append((status, "; ".join(filter(None, (reason, where)))))
+        new_name = name or current.name
+        new_tags = _tags_json(set(current.tags).union(json.loads(tags)))
+        merged = dict(current.attributes)
+        merged.update(json.loads(attributes))
+        new_attributes = _attributes_json(merged)
+        changed = [
+            label for label, before, after in (
+                ("name", current.name, new_name),
+                ("tags", _tags_json(current.tags), new_tags),
+                ("attributes", _attributes_json(current.attributes), new_attributes),
+            )
+            if before != after
+        ]
+        if changed:
+            events.append(("updated", f"{', '.join(changed)} from {where}"))
+        if not events:
+            return "unchanged", None, []
+        return "updated", (new_name, new_status, new_tags, new_attributes), events
+
+
+_FIELDS = ("id", "email", "name", "status", "tags", "attributes", "source", "created_at", "updated_at")
+_COLUMNS = ", ".join(_FIELDS)
+
+
+def _columns_of(alias: str) -> str:
+    return ", ".join(f"{alias}.{name}" for name in _FIELDS)
+
+
+def _merge_rows(first: tuple, repeats: list[tuple]) -> tuple:
+    """The values of one address given on several rows, for an UPDATE of the first row.
+
+    The last non-empty name wins, the strongest status, the union of tags,
+    attributes in file order, the earliest creation time.
+    """
+    rowid, _, name, status, reason, tags, attributes, created = first
+    tags, attributes = set(json.loads(tags)), json.loads(attributes)
+    for _, _, more_name, more_status, more_reason, more_tags, more_attributes, more_created in repeats:
+        name = more_name or name
+        if _STRENGTH[more_status] > _STRENGTH[status]:
+            status, reason = more_status, more_reason
+        tags.update(json.loads(more_tags))
+        attributes.update(json.loads(more_attributes))
+        if more_created and (not created or more_created < created):
+            created = more_created
+    return name, status, reason, _tags_json(tags), _attributes_json(attributes), created, rowid
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open (SQLite ends some by itself on error)."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+def _subscriber(row: Iterable) -> Subscriber:
+    id_, email, name, status, tags, attributes, source, created, updated = row
+    return Subscriber(
+        id_, email, name, status, tuple(json.loads(tags)), json.loads(attributes), source,
+        created, updated,
+    )
+
+
+def _tags_json(tags: Iterable[str]) -> str:
+    return json.dumps(sorted(set(tags)), ensure_ascii=False)
+
+
+def _attributes_json(attributes: dict) -> str:
+    if not attributes:
+        return "{}"
+    return json.dumps(attributes, ensure_ascii=False, sort_keys=True)
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _why(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
