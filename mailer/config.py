@@ -72,13 +72,38 @@ class ComposeSettings:
 
 
 TRANSPORT_KINDS = ("outbox", "ses", "smtp")
+SMTP_SECURITY = ("starttls", "tls", "none")
 
 
 @dataclass(frozen=True)
 class TransportSettings:
-    """[transport]: how messages leave."""
+    """[transport]: how messages leave, and how fast."""
 
     kind: str = doc("One of outbox (write .eml files), ses, smtp.", "outbox")
+    rate: float = doc("Messages per second; 0 means SES's MaxSendRate on ses, 10 otherwise.", 0.0)
+    concurrency: int = doc("Messages in flight at once (threads, connections).", 4)
+    max_failures: int = doc("Failures in a row that pause a send, so a broken setup stops early.", 50)
+
+
+@dataclass(frozen=True)
+class SesSettings:
+    """[ses]: Amazon SES, through boto3 and the standard AWS credential chain."""
+
+    region: str = doc("AWS region, e.g. eu-west-1; default: the AWS configuration's.", "")
+    profile: str = doc("AWS profile name; default: the standard credential chain.", "")
+    configuration_set: str = doc("SES configuration set for event publishing (bounces, complaints).", "")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """[smtp]: any SMTP relay, SES's SMTP interface included."""
+
+    host: str = doc("SMTP server name.", "localhost")
+    port: int = doc("SMTP port: 587 for STARTTLS, 465 for TLS, 25 for neither.", 587)
+    security: str = doc("starttls, tls, or none.", "starttls")
+    username: str = doc("Login name; empty for no login.", "")
+    password_env: str = doc("Environment variable holding the password.", "MAILER_SMTP_PASSWORD")
+    timeout: float = doc("Seconds to wait for the server before giving up on a message.", 30.0)
 
 
 @dataclass(frozen=True)
@@ -90,6 +115,8 @@ class Settings:
     unsubscribe: UnsubscribeSettings
     compose: ComposeSettings = doc("", default_factory=ComposeSettings)
     transport: TransportSettings = doc("", default_factory=TransportSettings)
+    ses: SesSettings = doc("", default_factory=SesSettings)
+    smtp: SmtpSettings = doc("", default_factory=SmtpSettings)
     vars: dict = doc("[vars]: free values handed to the templates as `vars`.", default_factory=dict)
 
     @property
@@ -164,10 +191,13 @@ def _convert(kind: Any, value: Any, key: str, path: Path) -> Any:
     origin = typing.get_origin(kind) or kind
     if origin is types.UnionType:
         origin = typing.get_args(kind)[0]
-    if origin is int and isinstance(value, bool):
-        raise ConfigError(f"{key} must be a whole number, got {value!r}", path=path)
+    if origin in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{key} must be a number, got {value!r}", path=path)
+    if origin is float and isinstance(value, int):
+        return float(value)
     if not isinstance(value, origin):
-        expected = {str: "a string", int: "a whole number", dict: "a table", bool: "true or false"}
+        expected = {str: "a string", int: "a whole number", float: "a number", dict: "a table",
+                    bool: "true or false"}
         raise ConfigError(
             f"{key} must be {expected.get(origin, origin.__name__)}, got {value!r}", path=path
         )
@@ -202,6 +232,19 @@ def _validate(settings: Settings, path: Path) -> None:
             f"transport.kind must be one of {list(TRANSPORT_KINDS)}, got {settings.transport.kind!r}",
             path=path,
         )
+    if settings.transport.rate < 0:
+        raise ConfigError(f"transport.rate must be 0 (automatic) or more, got {settings.transport.rate}",
+                          path=path)
+    if not 1 <= settings.transport.concurrency <= 64:
+        raise ConfigError(
+            f"transport.concurrency must be between 1 and 64, got {settings.transport.concurrency}",
+            path=path)
+    if settings.transport.max_failures < 1:
+        raise ConfigError(f"transport.max_failures must be at least 1, got {settings.transport.max_failures}",
+                          path=path)
+    if settings.smtp.security not in SMTP_SECURITY:
+        raise ConfigError(
+            f"smtp.security must be one of {list(SMTP_SECURITY)}, got {settings.smtp.security!r}", path=path)
     if not 40 <= settings.compose.text_width <= 200:
         raise ConfigError(
             f"compose.text_width must be between 40 and 200, got {settings.compose.text_width}",

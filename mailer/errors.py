@@ -85,3 +85,34 @@ class SubscriberNotFound(StoreError, LookupError):
 
 class StatusError(StoreError, ValueError):
     """The change would undo an unsubscribe, bounce, complaint or erasure unasked."""
+
+
+class SendError(MailerError):
+    """A message could not be handed to the transport; the subclass says what follows."""
+
+
+class RetryableSendError(SendError):
+    """The provider did not take the message (throttled, 5xx, not connected): safe to retry."""
+
+
+class Throttled(RetryableSendError):
+    """The provider asks us to slow down (SES TooManyRequests, SMTP 454): back off, then retry."""
+
+
+class PermanentSendError(SendError):
+    """The provider refused this recipient or message for good: record it failed, go on."""
+
+
+class UnknownOutcome(SendError):
+    """The answer was lost after the request went out: the message may have been sent.
+
+    Not safe to retry blindly, since the reader could get it twice.
+    """
+
+
+class AccountSendError(SendError):
+    """The account cannot send at all (suspended, paused, unverified sender): stop the send."""
+
+
+class QuotaExceeded(AccountSendError):
+    """The 24-hour sending quota is used up: stop now, resume when it refills."""

@@ -188,7 +188,21 @@ class _EncodedPart:
 
 
 def _with_soft_break(encoded: bytes) -> bytes:
-    return encoded if encoded.endswith(b"\r\n") else encoded + _SOFT_BREAK
+    """`encoded` ending in a line break: its own, or a soft one added.
+
+    The encoder's last line may already be 76 octets, the most a line may
+    hold, so the soft break then goes a few characters earlier — never
+    inside an ``=XX`` escape — and once more at the end.
+    """
+    if encoded.endswith(b"\r\n"):
+        return encoded
+    head, crlf, last = encoded.rpartition(b"\r\n")
+    if len(last) >= 76:
+        cut = 73
+        while b"=" in last[cut - 2:cut]:
+            cut -= 1
+        last = last[:cut] + _SOFT_BREAK + last[cut:]
+    return head + crlf + last + _SOFT_BREAK
 
 
 class MessageTemplate:
