@@ -126,7 +126,7 @@ def preview(ctx: click.Context, issue: str | None, port: int, no_open: bool) -> 
     workspace = _workspace(ctx)
     path = workspace.issue_path(issue) if issue else None
     server = PreviewServer(workspace, path, port=port, log=lambda line: click.echo(line, err=True))
-    shown = server.preview.default_issue() or "no issue yet"
+    shown = server.preview.default_issue() or "an empty issues folder"
     click.echo(f"Previewing {shown} at {server.url} (Ctrl+C to stop)")
     if not no_open and not open_browser(server.url):
         click.echo("Open that address in a browser.")

@@ -180,6 +180,19 @@ def test_the_newest_issue_opens_first_and_every_issue_is_listed(workspace, works
         assert render(server)["issue"] == "2024-25"
 
 
+def test_an_empty_issues_folder_waits_for_the_first_issue(workspace, workspace_dir):
+    from mailer.preview import PreviewServer
+
+    (workspace_dir / "issues" / "2024-26.md").unlink()
+    with PreviewServer(workspace) as server:
+        empty = render(server)
+        assert empty["issue"] is None and empty["email"] is None
+        assert empty["error"]["message"] == "no issues yet"
+        save(workspace_dir / "issues" / "2024-27.md", "# 第二十七期\n\n正文。\n")
+        first = rendered_after_change(server, empty["epoch"])
+        assert first["issue"] == "2024-27" and first["email"]["subject"] == "第二十七期"
+
+
 def test_an_unknown_issue_in_the_address_is_an_error_in_the_page(preview_server):
     data = render(preview_server, "1999-01")
     assert data["email"] is None
