@@ -295,18 +295,23 @@ class _Watcher(threading.Thread):
     def run(self) -> None:
         before = self.preview.snapshot()
         while not self.stopping.wait(self.interval):
-            after = self.preview.snapshot()
-            if not self.preview.changed(before, after):
-                before = after
-                continue
-            for _ in range(10):
-                time.sleep(SETTLE_SECONDS)
-                settled = self.preview.snapshot()
-                if settled == after:
-                    break
-                after = settled
-            before = after
-            self.preview.bump()
+            try:
+                before = self._tick(before)
+            except Exception:  # a bug here must not end live reload silently
+                traceback.print_exc()
+
+    def _tick(self, before: dict[Any, Any]) -> dict[Any, Any]:
+        after = self.preview.snapshot()
+        if not self.preview.changed(before, after):
+            return after
+        for _ in range(10):
+            time.sleep(SETTLE_SECONDS)
+            settled = self.preview.snapshot()
+            if settled == after:
+                break
+            after = settled
+        self.preview.bump()
+        return after
 
 
 class _Handler(BaseHTTPRequestHandler):
