@@ -12,6 +12,7 @@ from pathlib import Path
 from .compose import Recipient, RenderedIssue, compose
 from .errors import MailerError
 from .issue import read_issue
+from .lint import lint
 from .message import MessageTemplate, new_envelope
 from .workspace import Workspace
 
@@ -21,6 +22,17 @@ SAMPLE_ADDRESS = "reader@example.com"
 def render_issue(workspace: Workspace, issue_path: Path) -> RenderedIssue:
     """Parse and compose the issue at `issue_path` with the workspace's templates."""
     return compose(read_issue(issue_path), workspace.settings, workspace.templates_dir)
+
+
+def render_checked(workspace: Workspace, issue_path: Path) -> RenderedIssue:
+    """Render the issue and lint it; lint errors stop here, before anything is sent."""
+    rendered = render_issue(workspace, issue_path)
+    errors = lint(rendered).errors
+    if errors:
+        raise MailerError(
+            f"{len(errors)} lint error(s), first: {errors[0].format(str(issue_path))}",
+            hint=f"run `mailer lint {rendered.issue.stem}` for all of them")
+    return rendered
 
 
 def sample_recipient(workspace: Workspace) -> Recipient:

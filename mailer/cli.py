@@ -15,12 +15,15 @@ from pathlib import Path
 import click
 
 from . import build
+from . import sender as sending
 from .addresses import clean_name, parse_address
 from .errors import MailerError
 from .importer import export_csv, import_file
 from .lint import lint as lint_issue
 from .preview import PreviewServer, open_browser
 from .store import STATUSES, Store, default_actor
+from .tokens import load_secret
+from .transports import open_transport
 from .workspace import Workspace, find_workspace, open_workspace
 
 
@@ -401,3 +404,178 @@ def show(ctx: click.Context, email: str) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="mailer")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+@cli.command("send-issue")
+@click.argument("issue")
+@click.option("--yes", is_flag=True, help="Do not ask before sending.")
+@click.option("--dry-run", is_flag=True, help="Show the plan and who would be skipped; send and record nothing.")
+@click.option("--to", "test_address", metavar="ADDRESS",
+              help="Send one test message to ADDRESS; the ledger records nothing.")
+@click.option("--rate", type=click.FloatRange(min=0.01), help="Messages per second.")
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Messages in flight at once.")
+@click.option("--retry-unknown", is_flag=True,
+              help="Also send to recipients whose earlier attempt has an unknown outcome.")
+@click.option("--force", is_flag=True, help="Go on although the issue changed since its send began.")
+@click.pass_context
+def send_issue(ctx: click.Context, issue: str, yes: bool, dry_run: bool, test_address: str | None,
+               rate: float | None, concurrency: int | None, retry_unknown: bool, force: bool) -> None:
+    """Send ISSUE to every active subscriber, or resume its send.
+
+    Renders and lints first, shows the plan and asks. Every recipient is
+    recorded in the ledger (sent, failed with its reason, suppressed or
+    unknown), so running the same command again resumes where the last run
+    stopped and never sends anyone the issue twice. Ctrl-C finishes the
+    messages in flight, records them and exits 130.
+
+    \b
+    Example:
+        mailer send-issue 2024-26 --to me@example.com
+        mailer send-issue 2024-26 --yes
+    """
+    workspace = _workspace(ctx)
+    settings = workspace.settings
+    rendered = build.render_checked(workspace, workspace.issue_path(issue))
+    stem = rendered.issue.stem
+    transport = open_transport(settings, workspace.outbox_dir(stem),
+                               concurrency or settings.transport.concurrency)
+    try:
+        if test_address:
+            message_id = sending.send_test(transport, rendered, settings, parse_address(test_address).email,
+                                           load_secret(workspace.subscribers_dir))
+            click.echo(f"Sent a test of {stem} to {test_address} through {transport.describe()} ({message_id}).")
+            return
+        with Store.open(workspace.store_path) as store:
+            _send(ctx, workspace, store, transport, rendered, yes=yes, dry_run=dry_run, rate=rate,
+                  concurrency=concurrency or settings.transport.concurrency,
+                  retry_unknown=retry_unknown, force=force)
+    finally:
+        transport.close()
+
+
+def _send(ctx, workspace, store, transport, rendered, *, yes, dry_run, rate, concurrency,
+          retry_unknown, force) -> None:
+    stem = rendered.issue.stem
+    plan = sending.make_plan(store, transport, rendered, workspace.settings, rate)
+    if plan.changed and not force:
+        raise MailerError(f"{stem} changed since its send began; the rest of the list would get another text",
+                          hint="pass --force to send the new version to those not yet sent")
+    counts = store.send_counts(store.find_send(stem).id) if plan.resuming else None
+    retrying = counts["unknown"] if counts and retry_unknown else 0
+    if plan.resuming and plan.recipients + retrying == 0:
+        click.echo(f"{stem} is already sent: {_summary(counts)}.")
+        _exit_for(ctx, counts, stem)
+        return
+    quota = "" if plan.quota_left == float("inf") else f", {int(plan.quota_left)} left of today's quota"
+    click.echo(f"Issue:      {plan.subject}")
+    click.echo(f"Recipients: {plan.recipients + retrying}"
+               + (f" (resuming; {plan.done_before} already sent)" if plan.resuming else ""))
+    click.echo(f"Suppressed: {plan.suppressed}")
+    click.echo(f"Transport:  {plan.transport}, {plan.rate:g} messages/s{quota}")
+    click.echo(f"Estimate:   {_duration((plan.recipients + retrying) / plan.rate)}")
+    if dry_run:
+        for email, status in store.skipped_subscribers():
+            click.echo(f"  skip {email}: {status}")
+        click.echo("Dry run: nothing sent, nothing recorded.")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise MailerError("not sending without confirmation", hint="pass --yes to send without asking")
+        click.confirm("Send now?", abort=True)
+    with sending.send_lock(workspace.send_lock_path), click.progressbar(
+            length=plan.recipients + retrying, label="Sending", show_eta=True, show_pos=True,
+            item_show_func=lambda p: p and f"sent {p.sent}, failed {p.failed}, {p.rate:g}/s",
+            file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(p: sending.Progress) -> None:
+            now_done = p.sent + p.failed + p.unknown
+            bar.update(now_done - done[0], p)
+            done[0] = now_done
+
+        report = sending.run_send(
+            store, transport, rendered, workspace.settings, secret=load_secret(workspace.subscribers_dir),
+            rate=plan.rate, concurrency=concurrency, quota_left=plan.quota_left,
+            retry_unknown=retry_unknown, force=force, on_progress=progress)
+    if report.interrupted_before:
+        click.echo(f"{report.interrupted_before} recipient(s) of an interrupted run have an unknown outcome.")
+    click.echo(f"{stem}: {_summary(report.counts)}.")
+    if report.run.stopped and not report.run.interrupted:
+        click.echo(f"Stopped: {report.run.stopped}", err=True)
+    if report.run.interrupted:
+        click.echo(f"Interrupted. Resume with: mailer send-issue {stem}", err=True)
+        ctx.exit(130)
+    _exit_for(ctx, report.counts, stem)
+
+
+def _summary(counts) -> str:
+    parts = [f"{counts[s]} {s}" for s in ("sent", "failed", "unknown", "suppressed") if counts[s] or s == "sent"]
+    if counts.open:
+        parts.append(f"{counts.open} pending")
+    return ", ".join(parts)
+
+
+def _exit_for(ctx: click.Context, counts, stem: str) -> None:
+    """Exit 1 with a line saying what is left, unless everyone was sent or suppressed."""
+    left = []
+    if counts["failed"]:
+        left.append(f"{counts['failed']} failed (see `mailer status {stem}`)")
+    if counts["unknown"]:
+        left.append(f"{counts['unknown']} unknown (--retry-unknown sends to them again)")
+    if counts.open:
+        left.append(f"{counts.open} pending (run the same command again to resume)")
+    if left:
+        click.echo("Not everyone was sent the issue: " + "; ".join(left) + ".", err=True)
+        ctx.exit(1)
+
+
+@cli.command()
+@click.argument("issue", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.pass_context
+def status(ctx: click.Context, issue: str | None, as_json: bool) -> None:
+    """Show the ledger of each send: sent, failed (with reasons), unknown, suppressed, pending.
+
+    ISSUE (a path or a stem) shows just that issue's send.
+
+    \b
+    Example:
+        mailer status 2024-26 --json
+    """
+    workspace = _workspace(ctx)
+    stem = Path(issue).stem if issue else None
+    with Store.open(workspace.store_path) as store:
+        records = [r for r in store.sends() if stem is None or r.issue == stem]
+        if stem and not records:
+            raise MailerError(f"{stem} has not been sent", hint=f"mailer send-issue {stem}")
+        report = []
+        for record in records:
+            counts = store.send_counts(record.id)
+            report.append({
+                "issue": record.issue, "subject": record.subject, "started_at": record.started_at,
+                "finished_at": record.finished_at or None,
+                "sent": counts["sent"], "failed": counts["failed"], "unknown": counts["unknown"],
+                "suppressed": counts["suppressed"], "pending": counts.open,
+                "in_flight": counts["inflight"],
+                "failed_reasons": [{"reason": r, "count": n} for r, n in counts.failed_reasons],
+            })
+    if as_json:
+        click.echo(json.dumps(report if stem is None else report[0], ensure_ascii=False, indent=2))
+        return
+    if not report:
+        click.echo("No issue has been sent yet.")
+    for entry in report:
+        state = "finished" if entry["finished_at"] else "open"
+        click.echo(f"{entry['issue']} ({state}): {entry['sent']} sent, {entry['failed']} failed, "
+                   f"{entry['unknown']} unknown, {entry['suppressed']} suppressed, {entry['pending']} pending")
+        for reason in entry["failed_reasons"]:
+            click.echo(f"  {reason['count']} × {reason['reason']}")

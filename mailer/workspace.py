@@ -41,6 +41,15 @@ class Workspace:
         """The subscriber store (SQLite): subscribers, their history, the send ledger."""
         return self.subscribers_dir / "mailer.db"
 
+    def outbox_dir(self, stem: str) -> Path:
+        """Where the outbox transport writes the messages of issue `stem`."""
+        return self.root / "outbox" / stem
+
+    @property
+    def send_lock_path(self) -> Path:
+        """Held by the one send running in this workspace."""
+        return self.subscribers_dir / "send.lock"
+
     @property
     def build_dir(self) -> Path:
         """Where `mailer render` writes by default."""

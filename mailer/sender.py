@@ -1,0 +1,482 @@
+"""Ledger-driven sending: rate limit, retries, resume, and never twice.
+
+Progress lives in the ledger, not in memory. A recipient is marked in
+flight right before its message is handed to the transport, and the answer
+is recorded right after; a crash in between leaves the row in flight, and
+the next run reports it as unknown instead of sending it again. At most
+`concurrency` rows are ever in flight, so a crash leaves at most that many
+unknowns.
+
+What the transport's error means decides what happens next:
+
+- `Throttled`: slow the rate down (it recovers as sends succeed) and retry
+  the message after an exponential backoff with jitter;
+- `RetryableSendError`: retry after a backoff, up to `MAX_ATTEMPTS`;
+- `PermanentSendError` (and a recipient whose name cannot go in a header):
+  record it failed with the reason, go on with everybody else;
+- `UnknownOutcome`: record it unknown — it may have been delivered;
+- `AccountSendError` (`QuotaExceeded` among them): stop the whole send
+  cleanly, resumable, with the reason.
+
+A run of `max_failures` failures in a row pauses the send too, so a broken
+setup does not burn through the whole list. The clock, the sleep and the
+random jitter are passed in, so tests run in no time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .compose import Recipient
+from .errors import (
+    AccountSendError,
+    HeaderError,
+    MailerError,
+    PermanentSendError,
+    QuotaExceeded,
+    RetryableSendError,
+    SendError,
+    Throttled,
+    UnknownOutcome,
+)
+from .message import MessageTemplate, new_envelope
+from .tokens import issue_token, unsubscribe_url
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 120.0
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A provider's sending limits: per second, per 24 hours, and what was used of the latter."""
+
+    max_rate: float
+    max_per_day: float
+    sent_last_day: float
+
+    @property
+    def remaining(self) -> float:
+        """Messages left in the 24-hour window (infinite when unlimited, shown as -1)."""
+        return float("inf") if self.max_per_day < 0 else max(0.0, self.max_per_day - self.sent_last_day)
+
+
+class Transport(Protocol):
+    """What the sender needs of a way to send mail (implemented in mailer.transports)."""
+
+    name: str
+
+    def describe(self) -> str:
+        """Kind and where, for the plan: 'ses (eu-west-1)'."""
+
+    def quota(self) -> Quota | None:
+        """The provider's limits, or None where there are none."""
+
+    def send(self, raw: bytes, sender: str, recipient: str) -> str:
+        """Hand over one message; return the provider's id or raise a SendError."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One row of the ledger: a recipient of one send."""
+
+    id: int
+    subscriber_id: int
+    email: str
+    name: str
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one delivery attempt, to be recorded in the ledger."""
+
+    delivery: Delivery
+    status: str  # sent, failed, unknown, retry, stopped
+    provider_id: str = ""
+    reason: str = ""
+    retry_at: float = 0.0
+    error: SendError | None = None
+
+
+class Ledger(Protocol):
+    """What the sender needs of the store (implemented by mailer.store.Store)."""
+
+    def claim_delivery(self, send_id: int, now: float) -> Delivery | None:
+        """Mark the next due pending, still-active recipient in flight and return it."""
+
+    def record_outcomes(self, outcomes: list[Outcome]) -> None:
+        """Record the outcomes in one transaction."""
+
+    def next_retry_at(self, send_id: int) -> float | None:
+        """When the earliest pending row falls due, or None when none is pending."""
+
+
+@dataclass
+class Progress:
+    """Running counts of this run, for the progress bar."""
+
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    retried: int = 0
+    rate: float = 0.0
+
+
+@dataclass
+class RunResult:
+    """How a run ended: the counts of this run and why it stopped, if it did."""
+
+    progress: Progress
+    stopped: str = ""
+    interrupted: bool = False
+    last_errors: list[str] = field(default_factory=list)
+
+
+class RateLimiter:
+    """Spaces messages `1/rate` seconds apart; halves on throttling, recovers on success."""
+
+    def __init__(self, rate: float, clock: Callable[[], float], sleep: Callable[[float], None],
+                 minimum: float = 0.5) -> None:
+        self.ceiling = rate
+        self.rate = rate
+        self.minimum = min(minimum, rate)
+        self.clock = clock
+        self.sleep = sleep
+        self.next_slot = clock()
+
+    def acquire(self) -> None:
+        """Wait for the next slot."""
+        now = self.clock()
+        if self.next_slot > now:
+            self.sleep(self.next_slot - now)
+            now = self.next_slot
+        self.next_slot = max(self.next_slot, now - 1.0 / self.rate) + 1.0 / self.rate
+
+    def slow_down(self) -> None:
+        self.rate = max(self.minimum, self.rate / 2)
+
+    def recover(self) -> None:
+        """Additive increase: a twentieth of the ceiling per success, up to it."""
+        self.rate = min(self.ceiling, self.rate + self.ceiling / 20)
+
+
+class Sender:
+    """Sends one send's pending deliveries through a transport."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        transport: Transport,
+        template: MessageTemplate,
+        *,
+        send_id: int,
+        secret: bytes,
+        rate: float,
+        concurrency: int,
+        max_failures: int,
+        quota_left: float = float("inf"),
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[float, float], float] = random.uniform,
+        on_progress: Callable[[Progress], None] = lambda progress: None,
+    ) -> None:
+        self.ledger = ledger
+        self.transport = transport
+        self.template = template
+        self.send_id = send_id
+        self.secret = secret
+        self.concurrency = concurrency
+        self.max_failures = max_failures
+        self.quota_left = quota_left
+        self.wall_clock = wall_clock
+        self.sleep = sleep
+        self.jitter = jitter
+        self.limiter = RateLimiter(rate, clock, sleep)
+        self.on_progress = on_progress
+        settings = template.settings
+        self.sender_address = settings.sender.address
+        self.unsubscribe_base = settings.unsubscribe.url
+        self._stop = threading.Event()
+
+    def request_stop(self) -> None:
+        """Stop claiming; finish and record what is in flight (what Ctrl-C does)."""
+        self._stop.set()
+
+    def recipient(self, delivery: Delivery) -> Recipient:
+        """The per-recipient values of `delivery`, with its own signed token."""
+        token = issue_token(self.secret, delivery.subscriber_id, self.send_id)
+        return Recipient(delivery.email, delivery.name, unsubscribe_url(self.unsubscribe_base, token))
+
+    def deliver(self, delivery: Delivery) -> Outcome:
+        """Build and hand over one message; never raises, the outcome says it all."""
+        try:
+            raw = self.template.build(self.recipient(delivery), new_envelope(self.template.settings))
+        except HeaderError as exc:
+            return Outcome(delivery, "failed", reason=f"refused: {exc}")
+        try:
+            provider_id = self.transport.send(raw, self.sender_address, delivery.email)
+        except UnknownOutcome as exc:
+            return Outcome(delivery, "unknown", reason=str(exc), error=exc)
+        except AccountSendError as exc:
+            return Outcome(delivery, "stopped", reason=str(exc), error=exc)
+        except RetryableSendError as exc:
+            attempts = delivery.attempts + 1
+            if attempts >= MAX_ATTEMPTS:
+                return Outcome(delivery, "failed", reason=f"gave up after {attempts} attempts: {exc}",
+                               error=exc)
+            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** delivery.attempts)
+            retry_at = self.wall_clock() + self.jitter(delay / 2, delay)
+            return Outcome(delivery, "retry", reason=str(exc), retry_at=retry_at, error=exc)
+        except PermanentSendError as exc:
+            return Outcome(delivery, "failed", reason=str(exc), error=exc)
+        except SendError as exc:
+            return Outcome(delivery, "failed", reason=str(exc), error=exc)
+        return Outcome(delivery, "sent", provider_id=provider_id)
+
+    def run(self) -> RunResult:
+        """Send until nothing is pending, or a stop; Ctrl-C finishes what is in flight."""
+        result = RunResult(Progress())
+        inflight: dict[Future[Outcome], Delivery] = {}
+        failures_in_a_row = 0
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
+            while True:
+                if self._stop.is_set() and not result.interrupted:
+                    result.interrupted = True
+                    result.stopped = result.stopped or "interrupted"
+                try:
+                    if not result.stopped:
+                        self._fill(pool, inflight, result)
+                    if not inflight:
+                        if result.stopped:
+                            break
+                        due = self.ledger.next_retry_at(self.send_id)
+                        if due is None:
+                            break
+                        self.sleep(max(0.0, min(due - self.wall_clock(), BACKOFF_CAP)))
+                        continue
+                    done, _ = wait(inflight, timeout=1.0, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    result.interrupted = True
+                    result.stopped = result.stopped or "interrupted"
+                    continue
+                outcomes = [future.result() for future in done]
+                for future in done:
+                    del inflight[future]
+                if not outcomes:
+                    continue
+                self.ledger.record_outcomes(outcomes)
+                failures_in_a_row = self._account(outcomes, result, failures_in_a_row)
+        return result
+
+    def _fill(self, pool: ThreadPoolExecutor, inflight: dict, result: RunResult) -> None:
+        """Claim and submit deliveries until every worker is busy or none is due."""
+        while len(inflight) < self.concurrency:
+            if self.quota_left < 1:
+                if self.ledger.next_retry_at(self.send_id) is not None:
+                    result.stopped = str(QuotaExceeded(
+                        "the 24-hour sending quota is used up",
+                        hint="it refills over the day; run the same command again later"))
+                return
+            self.limiter.acquire()
+            delivery = self.ledger.claim_delivery(self.send_id, self.wall_clock())
+            if delivery is None:
+                return
+            self.quota_left -= 1
+            inflight[pool.submit(self.deliver, delivery)] = delivery
+
+    def _account(self, outcomes: list[Outcome], result: RunResult, streak: int) -> int:
+        """Update counts, rate and stop reasons from `outcomes`; return the failure streak."""
+        progress = result.progress
+        for outcome in outcomes:
+            if outcome.status == "sent":
+                progress.sent += 1
+                streak = 0
+                self.limiter.recover()
+            elif outcome.status == "failed":
+                progress.failed += 1
+                streak += 1
+                result.last_errors = (result.last_errors + [outcome.reason])[-3:]
+            elif outcome.status == "unknown":
+                progress.unknown += 1
+            elif outcome.status == "retry":
+                progress.retried += 1
+                self.quota_left += 1
+                if isinstance(outcome.error, Throttled):
+                    self.limiter.slow_down()
+            elif outcome.status == "stopped":
+                self.quota_left += 1
+                result.stopped = result.stopped or outcome.reason
+        if streak >= self.max_failures and not result.stopped:
+            last = result.last_errors[-1] if result.last_errors else ""
+            result.stopped = f"paused after {streak} failures in a row (last: {last})"
+        progress.rate = self.limiter.rate
+        self.on_progress(progress)
+        return streak
+
+
+# --- A send of an issue: plan, lock, run, report ------------------------------
+
+DEFAULT_RATE = 10.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `send-issue` is about to do, shown before it asks."""
+
+    issue: str
+    subject: str
+    recipients: int
+    suppressed: int
+    transport: str
+    rate: float
+    quota_left: float
+    resuming: bool
+    changed: bool
+    done_before: int
+
+    @property
+    def estimate_seconds(self) -> float:
+        return self.recipients / self.rate if self.rate else 0.0
+
+
+def content_hash(rendered) -> str:
+    """What must not change during a send: the subject and both parts as rendered."""
+    digest = hashlib.sha256()
+    for part in (rendered.subject, rendered.html, rendered.text):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def choose_rate(option: float | None, settings, quota: Quota | None) -> float:
+    """--rate, else [transport] rate, else the provider's MaxSendRate, else 10 a second."""
+    for rate in (option, settings.transport.rate, quota.max_rate if quota else None):
+        if rate:
+            return float(rate)
+    return DEFAULT_RATE
+
+
+def make_plan(store, transport: Transport, rendered, settings, rate_option: float | None) -> Plan:
+    """The plan for sending `rendered`, fresh or resumed; writes nothing."""
+    quota = transport.quota()
+    rate = choose_rate(rate_option, settings, quota)
+    stem = rendered.issue.stem
+    record = store.find_send(stem)
+    if record is None:
+        counts = store.counts()
+        recipients = counts["active"]
+        suppressed = sum(counts[s] for s in ("unsubscribed", "bounced", "complained"))
+        return Plan(stem, rendered.subject, recipients, suppressed, transport.describe(), rate,
+                    quota.remaining if quota else float("inf"), False, False, 0)
+    counts = store.send_counts(record.id)
+    return Plan(stem, rendered.subject, counts.open, counts["suppressed"], transport.describe(), rate,
+                quota.remaining if quota else float("inf"), True,
+                record.content_hash != content_hash(rendered), counts["sent"])
+
+
+@dataclass
+class SendReport:
+    """How a send-issue run ended."""
+
+    counts: object
+    run: RunResult | None
+    interrupted_before: int = 0
+
+
+@contextmanager
+def send_lock(path: Path):
+    """One send at a time per workspace: the lock goes with the process, even on a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MailerError("another send is running in this workspace",
+                              hint="wait for it, or stop it with Ctrl-C") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_send(
+    store,
+    transport: Transport,
+    rendered,
+    settings,
+    *,
+    secret: bytes,
+    rate: float,
+    concurrency: int,
+    quota_left: float,
+    retry_unknown: bool = False,
+    force: bool = False,
+    on_progress: Callable[[Progress], None] = lambda progress: None,
+) -> SendReport:
+    """Start or resume the send of `rendered` and run it until done or stopped."""
+    stem = rendered.issue.stem
+    digest = content_hash(rendered)
+    record = store.find_send(stem)
+    interrupted = 0
+    if record is None:
+        record = store.begin_send(stem, digest, rendered.subject)
+    else:
+        if record.content_hash != digest and not force:
+            raise MailerError(
+                f"{stem} changed since its send began; the rest of the list would get another text",
+                hint="pass --force to send the new version to those not yet sent")
+        interrupted = store.resume_send(record, retry_unknown=retry_unknown, content_hash=digest)
+    template = MessageTemplate(rendered, settings)
+    sender = Sender(
+        store, transport, template, send_id=record.id, secret=secret, rate=rate,
+        concurrency=concurrency, max_failures=settings.transport.max_failures,
+        quota_left=quota_left, on_progress=on_progress,
+    )
+    with _ctrl_c_stops(sender):
+        result = sender.run()
+    store.finish_send(record.id)
+    return SendReport(store.send_counts(record.id), result, interrupted)
+
+
+@contextmanager
+def _ctrl_c_stops(sender: Sender):
+    """The first Ctrl-C lets the messages in flight finish and be recorded; a second one
+    interrupts at once (their rows then show as unknown on the next run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def first(signum, frame):
+        signal.signal(signal.SIGINT, previous)
+        sender.request_stop()
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def send_test(transport: Transport, rendered, settings, address: str, secret: bytes) -> str:
+    """One message to `address`, outside the ledger; its unsubscribe link names nobody."""
+    template = MessageTemplate(rendered, settings, campaign=f"{rendered.issue.stem}-test")
+    url = unsubscribe_url(settings.unsubscribe.url, issue_token(secret, 0, 0))
+    raw = template.build(Recipient(address, "", url), new_envelope(settings))
+    return transport.send(raw, settings.sender.address, address)
