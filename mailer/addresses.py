@@ -100,7 +100,7 @@ def parse_address(text: str) -> Address:
 
 def split_name_address(text: str) -> tuple[str, str]:
     """Split ``Ann Lee <ann@example.com>`` into name and address; else ('', text)."""
-    match = _NAME_ADDR.fullmatch(text)
+    match = _NAME_ADDR.fullmatch(text) if "<" in text else None
     if match is None:
         return "", text
     return match.group(1).strip('"').strip(), match.group(2)
@@ -113,8 +113,12 @@ def clean_name(text: str) -> str:
     overrides, zero-width spaces, byte-order marks and soft hyphens are
     dropped; runs of spaces become one.
     """
-    if not (text.isascii() and text.isprintable()):
-        text = "".join(_name_char(ch) for ch in unicodedata.normalize("NFC", text))
+    # isprintable() is false for every character _name_char changes (controls,
+    # format characters, separators other than space), so most names skip it.
+    if not text.isprintable():
+        text = "".join(_name_char(ch) for ch in text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
     text = " ".join(text.split())
     if len(text) > NAME_MAX_LENGTH:
         raise AddressError(f"name is longer than {NAME_MAX_LENGTH} characters")
@@ -138,12 +142,11 @@ def _name_char(ch: str) -> str:
     return ch
 
 
+_CJK = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]+")
+
+
 def _is_cjk(text: str) -> bool:
-    return all(
-        "\u2e80" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" or "\uf900" <= ch <= "\ufaff"
-        or "\U00020000" <= ch <= "\U0003134f"
-        for ch in text
-    )
+    return not text.isascii() and _CJK.fullmatch(text) is not None
 
 
 def _show(text: str) -> str:

@@ -109,6 +109,8 @@ _STATUS_WORDS = {
 _UNCONFIRMED = frozenset(("pending", "unconfirmed", "unactivated"))
 _TRUE = frozenset(("true", "yes", "1", "y", "t"))
 
+_NAIVE_TIME = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
+
 _DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 
 
@@ -190,6 +192,11 @@ class _Columns:
     attributes: list[tuple[int, str]]
     has_header: bool
     kind: str
+
+    @property
+    def has_status(self) -> bool:
+        return not self.roles.keys().isdisjoint(
+            ("status", "clean_time", "unsub_time", "email_disabled"))
 
 
 def import_file(
@@ -327,13 +334,23 @@ def _take(
         if line in lines.overlong:
             lines.overlong.discard(line)
             raise AddressError(f"the line is longer than {MAX_LINE // (1 << 20)} MiB")
-        pending.append(_staged(row, line, columns, source, tags))
+        if lines.nul_since(line):
+            raise AddressError("contains a NUL character (is part of the file binary?)")
+        pending.append(_staged(row, line, columns, source, tags, lines.apostrophe_since(line)))
     except AddressError as exc:
         report.rejections.add(line, exc.message)
         rejects_file.write(line, exc.message, row)
 
 
-def _staged(row: list[str], line: int, columns: _Columns, source: str, tags: tuple[str, ...]) -> StagedRow:
+def _staged(
+    row: list[str], line: int, columns: _Columns, source: str, tags: tuple[str, ...],
+    quoted: bool = True,
+) -> StagedRow:
+    """The staged row for one CSV row, or `AddressError` saying why not.
+
+    `quoted` says whether the row may hold a cell starting with ' (see
+    `neutralise`); the line reader knows, and looking is costly.
+    """
     width = len(columns.header)
     if len(row) > width:
         if any(cell.strip() for cell in row[width:]):
@@ -344,9 +361,8 @@ def _staged(row: list[str], line: int, columns: _Columns, source: str, tags: tup
         row = row[:width]
     elif len(row) < width:
         row = row + [""] * (width - len(row))
-    if "\x00" in "".join(row):
-        raise AddressError("contains a NUL character (is part of the file binary?)")
-    row = [_unescape(cell) if cell[:1] == "'" else cell for cell in row]
+    if quoted:
+        row = [_unescape(cell) if cell[:1] == "'" else cell for cell in row]
     roles = columns.roles
 
     cell = row[roles["email"]]
@@ -376,13 +392,10 @@ def _staged(row: list[str], line: int, columns: _Columns, source: str, tags: tup
             raise AddressError(
                 f"column '{columns.header[roles['attributes']]}' is not a JSON object like {{\"city\": \"Paris\"}}"
             )
-    for index, key in columns.attributes:
-        value = row[index]
-        if value:
-            attributes[key] = value
+    attributes.update({key: value for index, key in columns.attributes if (value := row[index])})
 
-    status, reason = _status(row, columns)
-    row_tags = _tags(row[roles["tags"]], columns) if "tags" in roles else ()
+    status, reason = _status(row, columns) if columns.has_status else ("active", "")
+    row_tags = _tags(row[roles["tags"]], columns) if "tags" in roles and row[roles["tags"]] else ()
     created = ""
     if "created_at" in roles and row[roles["created_at"]].strip():
         created = _timestamp(row[roles["created_at"]])
@@ -439,10 +452,15 @@ def _tags(cell: str, columns: _Columns) -> tuple[str, ...]:
 
 def _timestamp(value: str) -> str:
     """An ISO-like time as stored (UTC, seconds), or '' if it is not one."""
+    value = value.strip()
     try:
-        moment = datetime.fromisoformat(value.strip())
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return ""
+    if _NAIVE_TIME.fullmatch(value):
+        # Already in the stored form but for the 'T' and 'Z' (Mailchimp's
+        # OPTIN_TIME): strftime would cost more than the rest of the row.
+        return f"{value[:10]}T{value[11:19]}Z"
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -648,6 +666,10 @@ class _Lines:
         self._progress = progress
         self.number = 0
         self.overlong: set[int] = set()
+        # The last line with a NUL and with a ', checked here where it is
+        # cheap (one scan of the line in C) instead of cell by cell.
+        self._last_nul = 0
+        self._last_apostrophe = 0
         try:
             self.size = os.fstat(binary.fileno()).st_size
         except (OSError, io.UnsupportedOperation):
@@ -663,9 +685,20 @@ class _Lines:
                     pass
                 self.overlong.add(self.number)
                 line = "\n"
+            if "\x00" in line:
+                self._last_nul = self.number
+            if "'" in line:
+                self._last_apostrophe = self.number
             if progress is not None and not self.number % 8192:
                 progress(self._binary.tell(), self.size)
             yield line
+
+    def nul_since(self, line: int) -> bool:
+        """Whether a line from `line` up to the last one read had a NUL character."""
+        return self._last_nul >= line
+
+    def apostrophe_since(self, line: int) -> bool:
+        return self._last_apostrophe >= line
 
     def finish(self) -> None:
         if self._progress is not None:
