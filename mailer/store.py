@@ -81,8 +81,39 @@ def _v1_subscribers(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _v2_send_ledger(db: sqlite3.Connection) -> None:
+    """The send ledger: one row per send of an issue, one per recipient of it."""
+    for statement in (
+        """CREATE TABLE sends (
+            id            INTEGER PRIMARY KEY,
+            issue         TEXT NOT NULL UNIQUE,
+            content_hash  TEXT NOT NULL,
+            subject       TEXT NOT NULL,
+            started_at    TEXT NOT NULL,
+            finished_at   TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE deliveries (
+            id             INTEGER PRIMARY KEY,
+            send_id        INTEGER NOT NULL REFERENCES sends (id) ON DELETE CASCADE,
+            subscriber_id  INTEGER REFERENCES subscribers (id) ON DELETE SET NULL,
+            email          TEXT NOT NULL,
+            status         TEXT NOT NULL CHECK (status IN
+                           ('pending', 'inflight', 'sent', 'failed', 'suppressed', 'unknown')),
+            attempts       INTEGER NOT NULL DEFAULT 0,
+            retry_at       REAL NOT NULL DEFAULT 0,
+            provider_id    TEXT NOT NULL DEFAULT '',
+            reason         TEXT NOT NULL DEFAULT '',
+            updated_at     TEXT NOT NULL,
+            UNIQUE (send_id, subscriber_id)
+        )""",
+        "CREATE INDEX deliveries_queue ON deliveries (send_id, status, id)",
+        "CREATE INDEX deliveries_provider ON deliveries (provider_id) WHERE provider_id != ''",
+    ):
+        db.execute(statement)
+
+
 # Version N of the schema is what the first N functions build. Append only.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_subscribers]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_subscribers, _v2_send_ledger]
 
 
 @dataclass(frozen=True)
@@ -144,6 +175,41 @@ class ImportCounts:
     unchanged: int = 0
     skipped: int = 0
     merged: int = 0
+
+
+DELIVERY_STATUSES = ("pending", "inflight", "sent", "failed", "suppressed", "unknown")
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """One send of an issue, as the ledger has it."""
+
+    id: int
+    issue: str
+    content_hash: str
+    subject: str
+    started_at: str
+    finished_at: str
+
+
+@dataclass(frozen=True)
+class SendCounts:
+    """Where the recipients of one send stand, with the failure reasons grouped."""
+
+    counts: dict
+    failed_reasons: list
+
+    def __getitem__(self, status: str) -> int:
+        return self.counts.get(status, 0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def open(self) -> int:
+        """Recipients the send still owes an attempt: pending or in flight."""
+        return self["pending"] + self["inflight"]
 
 
 def now() -> str:
@@ -401,6 +467,13 @@ class Store:
         """
         with self._write() as db:
             current = self.require(address)
+            db.execute(
+                "UPDATE deliveries SET email = '', updated_at = ?, status = CASE status"
+                " WHEN 'pending' THEN 'suppressed' ELSE status END, reason = CASE status"
+                " WHEN 'pending' THEN 'erased on request' ELSE reason END"
+                " WHERE subscriber_id = ?",
+                (now(), current.id),
+            )
             db.execute("DELETE FROM subscribers WHERE id = ?", (current.id,))
             db.execute(
                 "INSERT OR REPLACE INTO suppressions (hash, reason, at) VALUES (?, ?, ?)",
@@ -415,6 +488,145 @@ class Store:
             "INSERT INTO events (subscriber_id, kind, at, reason, actor) VALUES (?, ?, ?, ?, ?)",
             (subscriber_id, kind, at, reason, actor),
         )
+
+
+    # The send ledger -------------------------------------------------------
+
+    def find_send(self, issue: str) -> SendRecord | None:
+        row = self._db.execute(
+            "SELECT id, issue, content_hash, subject, started_at, finished_at FROM sends WHERE issue = ?",
+            (issue,),
+        ).fetchone()
+        return SendRecord(*row) if row else None
+
+    def sends(self) -> list[SendRecord]:
+        """Every send, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, issue, content_hash, subject, started_at, finished_at FROM sends ORDER BY id")
+        return [SendRecord(*row) for row in rows]
+
+    def begin_send(self, issue: str, content_hash: str, subject: str) -> SendRecord:
+        """Start the send of `issue`, fixing its recipients: every active subscriber
+        is pending, everybody else suppressed with their status as the reason."""
+        when = now()
+        with self._write() as db:
+            if self.find_send(issue) is not None:
+                raise StoreError(f"{issue} has already been started")
+            send_id = db.execute(
+                "INSERT INTO sends (issue, content_hash, subject, started_at) VALUES (?, ?, ?, ?)",
+                (issue, content_hash, subject, when),
+            ).lastrowid
+            db.execute(
+                "INSERT INTO deliveries (send_id, subscriber_id, email, status, reason, updated_at)"
+                " SELECT ?, id, email,"
+                " CASE status WHEN 'active' THEN 'pending' ELSE 'suppressed' END,"
+                " CASE status WHEN 'active' THEN '' ELSE status END, ?"
+                " FROM subscribers ORDER BY id",
+                (send_id, when),
+            )
+        return self.find_send(issue)
+
+    def resume_send(self, send: SendRecord, *, retry_unknown: bool, content_hash: str) -> int:
+        """Make `send` ready to go on; return how many in-flight rows became unknown.
+
+        A row still in flight was handed to the transport by a run that never
+        recorded the answer: it may have been delivered, so it becomes
+        unknown, and is only tried again with `retry_unknown`.
+        """
+        when = now()
+        with self._write() as db:
+            interrupted = db.execute(
+                "UPDATE deliveries SET status = 'unknown', updated_at = ?,"
+                " reason = 'the run sending it stopped before recording the answer'"
+                " WHERE send_id = ? AND status = 'inflight'",
+                (when, send.id),
+            ).rowcount
+            if retry_unknown:
+                db.execute(
+                    "UPDATE deliveries SET status = 'pending', retry_at = 0, updated_at = ?"
+                    " WHERE send_id = ? AND status = 'unknown'",
+                    (when, send.id),
+                )
+            db.execute("UPDATE sends SET content_hash = ?, finished_at = '' WHERE id = ?",
+                       (content_hash, send.id))
+        return interrupted
+
+    def claim_delivery(self, send_id: int, now_ts: float):
+        """The next due pending recipient, marked in flight; None when none is due.
+
+        Whoever left the list since the send began (unsubscribed, bounced,
+        complained, erased) is suppressed here instead, right before their turn.
+        """
+        from .sender import Delivery
+
+        with self._write() as db:
+            while True:
+                row = db.execute(
+                    "SELECT d.id, d.subscriber_id, d.email, d.attempts, s.status, s.name"
+                    " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
+                    " WHERE d.send_id = ? AND d.status = 'pending' AND d.retry_at <= ?"
+                    " ORDER BY d.id LIMIT 1",
+                    (send_id, now_ts),
+                ).fetchone()
+                if row is None:
+                    return None
+                delivery_id, subscriber_id, email, attempts, status, name = row
+                if status != "active":
+                    db.execute(
+                        "UPDATE deliveries SET status = 'suppressed', reason = ?, updated_at = ?"
+                        " WHERE id = ?",
+                        (f"{status or 'erased'} before their turn", now(), delivery_id),
+                    )
+                    continue
+                db.execute(
+                    "UPDATE deliveries SET status = 'inflight', updated_at = ? WHERE id = ?",
+                    (now(), delivery_id),
+                )
+                return Delivery(delivery_id, subscriber_id, email, name or "", attempts)
+
+    def record_outcomes(self, outcomes) -> None:
+        """Record what became of each delivery attempt, all in one transaction."""
+        when = now()
+        with self._write() as db:
+            for outcome in outcomes:
+                status = {"retry": "pending", "stopped": "pending"}.get(outcome.status, outcome.status)
+                tried = 0 if outcome.status == "stopped" else 1
+                db.execute(
+                    "UPDATE deliveries SET status = ?, provider_id = ?, reason = ?, retry_at = ?,"
+                    " attempts = attempts + ?, updated_at = ? WHERE id = ? AND status = 'inflight'",
+                    (status, outcome.provider_id, outcome.reason, outcome.retry_at, tried, when,
+                     outcome.delivery.id),
+                )
+
+    def next_retry_at(self, send_id: int) -> float | None:
+        row = self._db.execute(
+            "SELECT min(retry_at) FROM deliveries WHERE send_id = ? AND status = 'pending'",
+            (send_id,),
+        ).fetchone()
+        return row[0]
+
+    def finish_send(self, send_id: int) -> None:
+        """Mark the send finished if nobody is left pending or in flight."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE sends SET finished_at = ? WHERE id = ? AND finished_at = '' AND NOT EXISTS"
+                " (SELECT 1 FROM deliveries WHERE send_id = ? AND status IN ('pending', 'inflight'))",
+                (now(), send_id, send_id),
+            )
+
+    def skipped_subscribers(self) -> Iterator[tuple[str, str]]:
+        """(address, status) of everyone a new send would skip."""
+        yield from self._db.execute(
+            "SELECT email, status FROM subscribers WHERE status != 'active' ORDER BY id")
+
+    def send_counts(self, send_id: int) -> SendCounts:
+        counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+        counts.update(self._db.execute(
+            "SELECT status, count(*) FROM deliveries WHERE send_id = ? GROUP BY status", (send_id,)))
+        reasons = self._db.execute(
+            "SELECT reason, count(*) FROM deliveries WHERE send_id = ? AND status = 'failed'"
+            " GROUP BY reason ORDER BY count(*) DESC, reason", (send_id,)).fetchall()
+        return SendCounts(counts, [(reason, n) for reason, n in reasons])
 
     # Importing many --------------------------------------------------------
 
