@@ -229,6 +229,8 @@ class Sender:
             raw = self.template.build(self.recipient(delivery), new_envelope(self.template.settings))
         except HeaderError as exc:
             return Outcome(delivery, "failed", reason=f"refused: {exc}")
+        except Exception as exc:  # a bug: stop before it reaches everybody
+            return Outcome(delivery, "stopped", reason=f"could not build the message: {exc!r}")
         try:
             provider_id = self.transport.send(raw, self.sender_address, delivery.email)
         except UnknownOutcome as exc:
@@ -247,6 +249,9 @@ class Sender:
             return Outcome(delivery, "failed", reason=str(exc), error=exc)
         except SendError as exc:
             return Outcome(delivery, "failed", reason=str(exc), error=exc)
+        except Exception as exc:  # a bug in a transport: nobody knows what it sent
+            return Outcome(delivery, "unknown", reason=f"unexpected error: {exc!r}",
+                           error=AccountSendError(f"the transport failed unexpectedly: {exc!r}"))
         return Outcome(delivery, "sent", provider_id=provider_id)
 
     def run(self) -> RunResult:
@@ -291,7 +296,8 @@ class Sender:
                 if self.ledger.next_retry_at(self.send_id) is not None:
                     result.stopped = str(QuotaExceeded(
                         "the 24-hour sending quota is used up",
-                        hint="it refills over the day; run the same command again later"))
+                        hint="it is a rolling window: run the same command again later; "
+                             "within 24 hours all of it is free again"))
                 return
             self.limiter.acquire()
             delivery = self.ledger.claim_delivery(self.send_id, self.wall_clock())
@@ -314,6 +320,8 @@ class Sender:
                 result.last_errors = (result.last_errors + [outcome.reason])[-3:]
             elif outcome.status == "unknown":
                 progress.unknown += 1
+                if isinstance(outcome.error, AccountSendError):
+                    result.stopped = result.stopped or str(outcome.error)
             elif outcome.status == "retry":
                 progress.retried += 1
                 self.quota_left += 1

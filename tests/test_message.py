@@ -114,3 +114,18 @@ def test_idn_domains_are_encoded_and_bad_addresses_refused(rendered, workspace):
 def test_each_message_gets_a_unique_message_id(workspace):
     ids = {new_envelope(workspace.settings).message_id for _ in range(200)}
     assert len(ids) == 200
+
+
+def test_a_hostile_subject_stays_one_subject(workspace):
+    from pathlib import Path
+
+    from mailer.compose import compose
+    from mailer.issue import parse_issue
+
+    hostile = "=?utf-8?q?=0D=0ABcc:_victim@evil.example?= Week 26"
+    issue = parse_issue(f"---\nsubject: '{hostile}'\n---\n# T\n", Path("x.md"))
+    rendered = compose(issue, workspace.settings, workspace.templates_dir)
+    raw = build(rendered, workspace, Recipient("reader@example.com", "", "https://x.example/u"))
+    names = [line.split(":", 1)[0].lower() for line in header_lines(raw)]
+    assert "bcc" not in names
+    assert str(parse(raw)["Subject"]) == hostile

@@ -268,3 +268,35 @@ def test_erasing_someone_scrubs_them_from_the_ledger_too(store, rendered, worksp
     with sqlite3.connect(store.path) as db:
         emails = [row[0] for row in db.execute("SELECT email FROM deliveries")]
     assert "r1@example.com" not in emails and emails.count("") == 1
+
+
+class _BrokenTransport:
+    """A transport with a bug: raises something that is not a SendError."""
+
+    name = "broken"
+
+    def __init__(self):
+        self.calls = 0
+
+    def describe(self):
+        return "broken"
+
+    def quota(self):
+        return None
+
+    def send(self, raw, sender, recipient):
+        self.calls += 1
+        raise RuntimeError("boom")
+
+    def close(self):
+        pass
+
+
+def test_an_unexpected_transport_error_stops_the_send_with_few_unknowns(store, rendered, workspace):
+    fill(store, 20)
+    transport = _BrokenTransport()
+    result = sender_for(store, transport, rendered, workspace.settings, concurrency=2).run()
+    assert "the transport failed unexpectedly: RuntimeError('boom')" in result.stopped
+    counts = store.send_counts(store.find_send(rendered.issue.stem).id)
+    assert counts["unknown"] == transport.calls <= 2
+    assert counts["pending"] == 20 - transport.calls
