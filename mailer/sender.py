@@ -116,11 +116,9 @@ class Outcome:
 class Ledger(Protocol):
     """What the sender needs of the store (implemented by mailer.store.Store)."""
 
-    def claim_delivery(self, send_id: int, now: float) -> Delivery | None:
-        """Mark the next due pending, still-active recipient in flight and return it."""
-
-    def record_outcomes(self, outcomes: list[Outcome]) -> None:
-        """Record the outcomes in one transaction."""
+    def settle(self, outcomes: list[Outcome], send_id: int, now: float, limit: int) -> list[Delivery]:
+        """In one transaction: record `outcomes`, then mark up to `limit` due pending,
+        still-active recipients in flight and return them."""
 
     def next_retry_at(self, send_id: int) -> float | None:
         """When the earliest pending row falls due, or None when none is pending."""
@@ -148,24 +146,44 @@ class RunResult:
 
 
 class RateLimiter:
-    """Spaces messages `1/rate` seconds apart; halves on throttling, recovers on success."""
+    """A token bucket: `rate` messages a second on average, bursts up to `burst`.
+
+    Halves the rate on throttling and recovers additively on success, the
+    way TCP shares a link: the provider's limit is found without being
+    hammered.
+    """
 
     def __init__(self, rate: float, clock: Callable[[], float], sleep: Callable[[float], None],
-                 minimum: float = 0.5) -> None:
+                 minimum: float = 0.5, burst: int = 1) -> None:
         self.ceiling = rate
         self.rate = rate
         self.minimum = min(minimum, rate)
+        self.burst = max(1, burst)
         self.clock = clock
         self.sleep = sleep
-        self.next_slot = clock()
+        self.tokens = 1.0
+        self.last = clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(float(self.burst), self.tokens + (now - self.last) * self.rate)
+        self.last = now
+
+    def take(self, wanted: int) -> int:
+        """Up to `wanted` slots: those free now, or the next one after waiting for it."""
+        if wanted < 1:
+            return 0
+        self._refill()
+        if self.tokens < 1:
+            self.sleep((1 - self.tokens) / self.rate)
+            self._refill()
+        count = max(1, min(wanted, int(self.tokens)))
+        self.tokens -= count
+        return count
 
     def acquire(self) -> None:
-        """Wait for the next slot."""
-        now = self.clock()
-        if self.next_slot > now:
-            self.sleep(self.next_slot - now)
-            now = self.next_slot
-        self.next_slot = max(self.next_slot, now - 1.0 / self.rate) + 1.0 / self.rate
+        """Wait for one slot."""
+        self.take(1)
 
     def slow_down(self) -> None:
         self.rate = max(self.minimum, self.rate / 2)
@@ -207,7 +225,7 @@ class Sender:
         self.wall_clock = wall_clock
         self.sleep = sleep
         self.jitter = jitter
-        self.limiter = RateLimiter(rate, clock, sleep)
+        self.limiter = RateLimiter(rate, clock, sleep, burst=concurrency)
         self.on_progress = on_progress
         settings = template.settings
         self.sender_address = settings.sender.address
@@ -255,9 +273,15 @@ class Sender:
         return Outcome(delivery, "sent", provider_id=provider_id)
 
     def run(self) -> RunResult:
-        """Send until nothing is pending, or a stop; Ctrl-C finishes what is in flight."""
+        """Send until nothing is pending, or a stop; Ctrl-C finishes what is in flight.
+
+        Each turn records the answers that came back and claims their
+        replacements in one transaction, so the ledger costs one commit per
+        batch of answers rather than two per message.
+        """
         result = RunResult(Progress())
         inflight: dict[Future[Outcome], Delivery] = {}
+        answers: list[Outcome] = []
         failures_in_a_row = 0
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
             while True:
@@ -265,8 +289,13 @@ class Sender:
                     result.interrupted = True
                     result.stopped = result.stopped or "interrupted"
                 try:
-                    if not result.stopped:
-                        self._fill(pool, inflight, result)
+                    wanted = 0 if result.stopped else self._slots(len(inflight), result)
+                    claimed = self.ledger.settle(answers, self.send_id, self.wall_clock(), wanted) \
+                        if answers or wanted else []
+                    answers = []
+                    for delivery in claimed:
+                        self.quota_left -= 1
+                        inflight[pool.submit(self.deliver, delivery)] = delivery
                     if not inflight:
                         if result.stopped:
                             break
@@ -280,31 +309,26 @@ class Sender:
                     result.interrupted = True
                     result.stopped = result.stopped or "interrupted"
                     continue
-                outcomes = [future.result() for future in done]
+                answers = [future.result() for future in done]
                 for future in done:
                     del inflight[future]
-                if not outcomes:
-                    continue
-                self.ledger.record_outcomes(outcomes)
-                failures_in_a_row = self._account(outcomes, result, failures_in_a_row)
+                if answers:
+                    failures_in_a_row = self._account(answers, result, failures_in_a_row)
         return result
 
-    def _fill(self, pool: ThreadPoolExecutor, inflight: dict, result: RunResult) -> None:
-        """Claim and submit deliveries until every worker is busy or none is due."""
-        while len(inflight) < self.concurrency:
-            if self.quota_left < 1:
-                if self.ledger.next_retry_at(self.send_id) is not None:
-                    result.stopped = str(QuotaExceeded(
-                        "the 24-hour sending quota is used up",
-                        hint="it is a rolling window: run the same command again later; "
-                             "within 24 hours all of it is free again"))
-                return
-            self.limiter.acquire()
-            delivery = self.ledger.claim_delivery(self.send_id, self.wall_clock())
-            if delivery is None:
-                return
-            self.quota_left -= 1
-            inflight[pool.submit(self.deliver, delivery)] = delivery
+    def _slots(self, busy: int, result: RunResult) -> int:
+        """How many deliveries to claim now: free workers, within quota and rate."""
+        free = self.concurrency - busy
+        if free <= 0:
+            return 0
+        if self.quota_left < 1:
+            if self.ledger.next_retry_at(self.send_id) is not None:
+                result.stopped = str(QuotaExceeded(
+                    "the 24-hour sending quota is used up",
+                    hint="it is a rolling window: run the same command again later; "
+                         "within 24 hours all of it is free again"))
+            return 0
+        return self.limiter.take(int(min(free, self.quota_left)))
 
     def _account(self, outcomes: list[Outcome], result: RunResult, streak: int) -> int:
         """Update counts, rate and stop reasons from `outcomes`; return the failure streak."""

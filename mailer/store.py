@@ -112,8 +112,31 @@ def _v2_send_ledger(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _v3_feedback(db: sqlite3.Connection) -> None:
+    """What came back from readers and mailbox providers: one row per event applied.
+
+    `key` makes applying idempotent: an SQS message is deleted only after its
+    effect is committed, so a run killed in between sees it again, and finds
+    its key. The key is a hash, so no address survives an erasure in it.
+    """
+    for statement in (
+        """CREATE TABLE feedback (
+            id             INTEGER PRIMARY KEY,
+            key            TEXT NOT NULL UNIQUE,
+            kind           TEXT NOT NULL,
+            subscriber_id  INTEGER REFERENCES subscribers (id) ON DELETE CASCADE,
+            delivery_id    INTEGER REFERENCES deliveries (id) ON DELETE SET NULL,
+            at             TEXT NOT NULL
+        )""",
+        "CREATE INDEX feedback_subscriber ON feedback (subscriber_id, kind)",
+        # What became of each sent message, as far as anyone told us.
+        "ALTER TABLE deliveries ADD COLUMN feedback TEXT NOT NULL DEFAULT ''",
+    ):
+        db.execute(statement)
+
+
 # Version N of the schema is what the first N functions build. Append only.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_subscribers, _v2_send_ledger]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_subscribers, _v2_send_ledger, _v3_feedback]
 
 
 @dataclass(frozen=True)
@@ -178,6 +201,28 @@ class ImportCounts:
 
 
 DELIVERY_STATUSES = ("pending", "inflight", "sent", "failed", "suppressed", "unknown")
+
+# What became of a sent message, weakest first: a later, stronger report wins
+# (a message can be delivered and then complained about, never the reverse).
+FEEDBACK_KINDS = ("delivered", "transient", "unsubscribed", "bounced", "complained")
+_FEEDBACK_RANK = {kind: rank for rank, kind in enumerate(("", *FEEDBACK_KINDS))}
+
+
+class Feedback(NamedTuple):
+    """One thing a reader or a mailbox provider told us, as mailer.feedback hands it over.
+
+    The store finds whom it concerns: the ledger row of `message_id` (the SES
+    MessageId), else the token's `subscriber_id` and `send_id`, else the
+    subscriber with `email_key`.
+    """
+
+    key: str
+    kind: str  # one of FEEDBACK_KINDS
+    reason: str
+    email_key: str = ""
+    message_id: str = ""
+    subscriber_id: int = 0
+    send_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -551,42 +596,17 @@ class Store:
                        (content_hash, send.id))
         return interrupted
 
-    def claim_delivery(self, send_id: int, now_ts: float):
-        """The next due pending recipient, marked in flight; None when none is due.
+    def settle(self, outcomes, send_id: int, now_ts: float, limit: int) -> list:
+        """Record what became of `outcomes`, then claim up to `limit` recipients due
+        by `now_ts`, marked in flight — one transaction for both.
 
         Whoever left the list since the send began (unsubscribed, bounced,
         complained, erased) is suppressed here instead, right before their turn.
         """
         from .sender import Delivery
 
-        with self._write() as db:
-            while True:
-                row = db.execute(
-                    "SELECT d.id, d.subscriber_id, d.email, d.attempts, s.status, s.name"
-                    " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
-                    " WHERE d.send_id = ? AND d.status = 'pending' AND d.retry_at <= ?"
-                    " ORDER BY d.id LIMIT 1",
-                    (send_id, now_ts),
-                ).fetchone()
-                if row is None:
-                    return None
-                delivery_id, subscriber_id, email, attempts, status, name = row
-                if status != "active":
-                    db.execute(
-                        "UPDATE deliveries SET status = 'suppressed', reason = ?, updated_at = ?"
-                        " WHERE id = ?",
-                        (f"{status or 'erased'} before their turn", now(), delivery_id),
-                    )
-                    continue
-                db.execute(
-                    "UPDATE deliveries SET status = 'inflight', updated_at = ? WHERE id = ?",
-                    (now(), delivery_id),
-                )
-                return Delivery(delivery_id, subscriber_id, email, name or "", attempts)
-
-    def record_outcomes(self, outcomes) -> None:
-        """Record what became of each delivery attempt, all in one transaction."""
         when = now()
+        claimed: list[Delivery] = []
         with self._write() as db:
             for outcome in outcomes:
                 status = {"retry": "pending", "stopped": "pending"}.get(outcome.status, outcome.status)
@@ -597,6 +617,28 @@ class Store:
                     (status, outcome.provider_id, outcome.reason, outcome.retry_at, tried, when,
                      outcome.delivery.id),
                 )
+            while len(claimed) < limit:
+                rows = db.execute(
+                    "SELECT d.id, d.subscriber_id, d.email, d.attempts, s.status, s.name"
+                    " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
+                    " WHERE d.send_id = ? AND d.status = 'pending' AND d.retry_at <= ?"
+                    " ORDER BY d.id LIMIT ?",
+                    (send_id, now_ts, limit - len(claimed)),
+                ).fetchall()
+                if not rows:
+                    break
+                for delivery_id, subscriber_id, email, attempts, status, name in rows:
+                    if status == "active":
+                        claimed.append(Delivery(delivery_id, subscriber_id, email, name or "", attempts))
+                        db.execute("UPDATE deliveries SET status = 'inflight', updated_at = ? WHERE id = ?",
+                                   (when, delivery_id))
+                    else:
+                        db.execute(
+                            "UPDATE deliveries SET status = 'suppressed', reason = ?, updated_at = ?"
+                            " WHERE id = ?",
+                            (f"{status or 'erased'} before their turn", when, delivery_id),
+                        )
+        return claimed
 
     def next_retry_at(self, send_id: int) -> float | None:
         row = self._db.execute(
@@ -627,6 +669,150 @@ class Store:
             "SELECT reason, count(*) FROM deliveries WHERE send_id = ? AND status = 'failed'"
             " GROUP BY reason ORDER BY count(*) DESC, reason", (send_id,)).fetchall()
         return SendCounts(counts, [(reason, n) for reason, n in reasons])
+
+    # Feedback: unsubscribes, bounces, complaints -----------------------------
+
+    def subscriber_by_id(self, subscriber_id: int) -> Subscriber | None:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+        return _subscriber(row) if row else None
+
+    def send_by_id(self, send_id: int) -> SendRecord | None:
+        row = self._db.execute(
+            "SELECT id, issue, content_hash, subject, started_at, finished_at FROM sends WHERE id = ?",
+            (send_id,),
+        ).fetchone()
+        return SendRecord(*row) if row else None
+
+    def unsubscribe_by_id(
+        self, subscriber_id: int, send_id: int, *, reason: str, actor: str,
+    ) -> tuple[bool, Subscriber | None]:
+        """Unsubscribe the reader a token names; (False, …) if they already were not active.
+
+        Repeating it changes nothing, so a mail client that posts the
+        one-click request twice, or a reader who clicks again, is harmless.
+        A bounce or complaint is kept: it says more than an unsubscribe.
+        """
+        when = now()
+        with self._write() as db:
+            current = self.subscriber_by_id(subscriber_id)
+            if current is None or current.status != "active":
+                return False, current
+            db.execute("UPDATE subscribers SET status = 'unsubscribed', updated_at = ? WHERE id = ?",
+                       (when, subscriber_id))
+            self._event(subscriber_id, "unsubscribed", when, reason, actor)
+            row = db.execute("SELECT id, feedback FROM deliveries WHERE send_id = ? AND subscriber_id = ?",
+                             (send_id, subscriber_id)).fetchone()
+            if row is not None:
+                self._mark_delivery(row[0], row[1], "unsubscribed")
+            return True, self.subscriber_by_id(subscriber_id)
+
+    def resubscribe_by_id(self, subscriber_id: int, *, reason: str, actor: str) -> tuple[bool, Subscriber | None]:
+        """Undo an unsubscribe for the reader a token names; never a bounce or complaint."""
+        when = now()
+        with self._write() as db:
+            current = self.subscriber_by_id(subscriber_id)
+            if current is None or current.status != "unsubscribed":
+                return False, current
+            db.execute("UPDATE subscribers SET status = 'active', updated_at = ? WHERE id = ?",
+                       (when, subscriber_id))
+            self._event(subscriber_id, "resubscribed", when, reason, actor)
+            return True, self.subscriber_by_id(subscriber_id)
+
+    def apply_feedback(self, items: Iterable[Feedback], *, actor: str, transient_limit: int) -> list[str]:
+        """Apply `items` in one transaction; say what each did.
+
+        Outcomes: 'applied' (the subscriber's status changed), 'counted' (a
+        transient bounce below `transient_limit`, or a report that changed no
+        status), 'delivered', 'duplicate' (its key was applied before) and
+        'nobody' (it concerns no subscriber of this list). Every item but a
+        duplicate is remembered by its key, so applying the same items again
+        does nothing.
+        """
+        when = now()
+        outcomes = []
+        with self._write() as db:
+            for item in items:
+                if item.kind not in FEEDBACK_KINDS:
+                    raise ValueError(f"unknown feedback kind {item.kind!r}")
+                if db.execute("SELECT 1 FROM feedback WHERE key = ?", (item.key,)).fetchone():
+                    outcomes.append("duplicate")
+                    continue
+                delivery = self._feedback_delivery(item)
+                subscriber_id = (delivery[1] if delivery else None) or item.subscriber_id or None
+                if subscriber_id is None and item.email_key:
+                    row = db.execute("SELECT id FROM subscribers WHERE email_key = ?",
+                                     (item.email_key,)).fetchone()
+                    subscriber_id = row[0] if row else None
+                current = self.subscriber_by_id(subscriber_id) if subscriber_id else None
+                db.execute(
+                    "INSERT INTO feedback (key, kind, subscriber_id, delivery_id, at) VALUES (?, ?, ?, ?, ?)",
+                    (item.key, item.kind, current.id if current else None,
+                     delivery[0] if delivery else None, when),
+                )
+                if delivery is not None:
+                    self._mark_delivery(delivery[0], delivery[2], item.kind)
+                if current is None:
+                    outcomes.append("nobody")
+                    continue
+                outcomes.append(self._feedback_status(current, item, when, actor, transient_limit))
+        return outcomes
+
+    def _feedback_delivery(self, item: Feedback) -> tuple[int, int | None, str] | None:
+        """(id, subscriber_id, feedback) of the ledger row `item` is about, if any."""
+        if item.message_id:
+            row = self._db.execute(
+                "SELECT id, subscriber_id, feedback FROM deliveries WHERE provider_id = ?",
+                (item.message_id,)).fetchone()
+            if row is not None:
+                return row
+        if item.send_id and item.subscriber_id:
+            return self._db.execute(
+                "SELECT id, subscriber_id, feedback FROM deliveries WHERE send_id = ? AND subscriber_id = ?",
+                (item.send_id, item.subscriber_id)).fetchone()
+        return None
+
+    def _mark_delivery(self, delivery_id: int, current: str, kind: str) -> None:
+        if _FEEDBACK_RANK[kind] > _FEEDBACK_RANK.get(current, 0):
+            self._db.execute("UPDATE deliveries SET feedback = ? WHERE id = ?", (kind, delivery_id))
+
+    def _feedback_status(self, current: Subscriber, item: Feedback, when: str, actor: str,
+                         transient_limit: int) -> str:
+        """Change `current`'s status as `item` asks, inside apply_feedback's transaction."""
+        if item.kind == "delivered":
+            return "delivered"
+        status, reason = item.kind, item.reason
+        if item.kind == "transient":
+            self._event(current.id, "soft-bounced", when, item.reason, actor)
+            count = self.transient_bounces(current.id)
+            if count < transient_limit or current.status != "active":
+                return "counted"
+            status, reason = "bounced", f"{count} transient bounces in a row; last: {item.reason}"
+        if _STRENGTH[status] <= _STRENGTH[current.status]:
+            return "counted"
+        self._db.execute("UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?",
+                         (status, when, current.id))
+        self._event(current.id, status, when, reason, actor)
+        return "applied"
+
+    def transient_bounces(self, subscriber_id: int) -> int:
+        """Transient bounces of `subscriber_id` since their last delivery or resubscription."""
+        return self._db.execute(
+            "SELECT count(*) FROM feedback WHERE subscriber_id = :id AND kind = 'transient'"
+            " AND id > coalesce((SELECT max(id) FROM feedback"
+            "                    WHERE subscriber_id = :id AND kind = 'delivered'), 0)"
+            " AND at >= coalesce((SELECT max(at) FROM events"
+            "                     WHERE subscriber_id = :id AND kind = 'resubscribed'), '')",
+            {"id": subscriber_id},
+        ).fetchone()[0]
+
+    def feedback_counts(self, send_id: int) -> dict[str, int]:
+        """How many messages of a send were reported delivered, bounced, complained about …"""
+        counts = dict.fromkeys(FEEDBACK_KINDS, 0)
+        counts.update(self._db.execute(
+            "SELECT feedback, count(*) FROM deliveries WHERE send_id = ? AND feedback != ''"
+            " GROUP BY feedback", (send_id,)))
+        return counts
 
     # Importing many --------------------------------------------------------
 

@@ -63,13 +63,11 @@ def sender_for(store, transport, rendered, settings, **kw) -> Sender:
 
 def test_rate_limiter_spaces_messages_and_recovers_after_throttling():
     now = [0.0]
-    slept = []
 
     def sleep(seconds):
-        slept.append(seconds)
         now[0] += seconds
 
-    limiter = RateLimiter(10.0, clock=lambda: now[0], sleep=sleep)
+    limiter = RateLimiter(10.0, clock=lambda: now[0], sleep=sleep, burst=4)
     for _ in range(11):
         limiter.acquire()
     assert now[0] == pytest.approx(1.0)
@@ -79,10 +77,13 @@ def test_rate_limiter_spaces_messages_and_recovers_after_throttling():
     start = now[0]
     limiter.acquire()
     limiter.acquire()
-    assert now[0] - start == pytest.approx(0.1 + 0.4)
+    assert now[0] - start == pytest.approx(0.8)
     for _ in range(40):
         limiter.recover()
     assert limiter.rate == 10.0
+    now[0] += 60  # idle: the bucket fills up to its burst, no further
+    assert limiter.take(10) == 4
+    assert limiter.take(10) == 1 and now[0] - 60 - start - 0.8 == pytest.approx(0.1)
 
 
 def test_outbox_send_reaches_each_active_subscriber_once_with_their_own_token(
