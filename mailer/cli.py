@@ -567,6 +567,7 @@ def status(ctx: click.Context, issue: str | None, as_json: bool) -> None:
                 "suppressed": counts["suppressed"], "pending": counts.open,
                 "in_flight": counts["inflight"],
                 "failed_reasons": [{"reason": r, "count": n} for r, n in counts.failed_reasons],
+                **_feedback_rates(counts["sent"], store.feedback_counts(record.id)),
             })
     if as_json:
         click.echo(json.dumps(report if stem is None else report[0], ensure_ascii=False, indent=2))
@@ -579,3 +580,107 @@ def status(ctx: click.Context, issue: str | None, as_json: bool) -> None:
                    f"{entry['unknown']} unknown, {entry['suppressed']} suppressed, {entry['pending']} pending")
         for reason in entry["failed_reasons"]:
             click.echo(f"  {reason['count']} × {reason['reason']}")
+        click.echo(f"  feedback: {entry['delivered']} delivered, {entry['unsubscribed']} unsubscribed")
+        for key, label in (("bounced", "bounces"), ("complained", "complaints")):
+            rate, threshold = entry[f"{key}_rate"], SES_REVIEW_RATES[key]
+            verdict = "  ABOVE the review threshold" if rate >= threshold else ""
+            click.echo(f"  {label}: {entry[key]} ({rate:.2%} of sent; SES reviews an account at "
+                       f"{threshold:.1%}){verdict}")
+
+
+# The bounce and complaint rates at which SES puts an account under review.
+SES_REVIEW_RATES = {"bounced": 0.05, "complained": 0.001}
+
+
+def _feedback_rates(sent: int, feedback: dict[str, int]) -> dict:
+    """What came back for a send, and its bounce and complaint rates over the messages sent."""
+    return {
+        "delivered": feedback["delivered"], "unsubscribed": feedback["unsubscribed"],
+        "bounced": feedback["bounced"], "complained": feedback["complained"],
+        "bounced_rate": feedback["bounced"] / sent if sent else 0.0,
+        "complained_rate": feedback["complained"] / sent if sent else 0.0,
+    }
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 for every interface (put TLS in front).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the unsubscribe page and the one-click unsubscribe (RFC 8058).
+
+    GET /unsubscribe?t=TOKEN shows a page with a button and changes nothing
+    (link scanners fetch every link); POST unsubscribes, from the button or
+    from the mail client's one-click request. Run it behind an https proxy
+    at the [unsubscribe] url, or point any WSGI server at
+    mailer.unsubscribe:create_app.
+
+    \b
+    Example:
+        mailer serve --port 8080
+    """
+    from .unsubscribe import create_app, make_server
+
+    server = make_server(create_app(_workspace(ctx).root), host, port)
+    click.echo(f"Serving unsubscribes at http://{host}:{server.server_address[1]}/unsubscribe (Ctrl+C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@cli.command()
+@click.option("--queue-url", metavar="URL", help="The SQS queue (default: [feedback] queue_url).")
+@click.option("--watch", is_flag=True, help="Keep polling (long polls of 20 s) until Ctrl+C.")
+@click.pass_context
+def sync(ctx: click.Context, queue_url: str | None, watch: bool) -> None:
+    """Apply SES's bounces, complaints, deliveries and unsubscribes from an SQS queue.
+
+    Reads SES notifications (identity notifications or configuration-set
+    events, SNS-wrapped or raw) until the queue is empty: a permanent bounce
+    marks the address bounced, a complaint complained, an SES unsubscribe
+    unsubscribed, and [feedback] transient_bounce_limit soft bounces in a
+    row bounced. A message is deleted only once its effect is saved, so an
+    interrupted run loses nothing; one it cannot understand stays in the
+    queue (for its dead-letter queue) and is listed.
+
+    \b
+    Example:
+        mailer sync --queue-url https://sqs.eu-west-1.amazonaws.com/123456789012/ses-feedback
+    """
+    from .feedback import sync as run_sync
+    from .queue import SqsQueue
+
+    workspace = _workspace(ctx)
+    settings = workspace.settings
+    url = queue_url or settings.feedback.queue_url
+    if not url:
+        raise MailerError("no queue to read", hint="pass --queue-url or set [feedback] queue_url")
+    queue = SqsQueue(url, settings.ses)
+    verbose = watch or sys.stdout.isatty()
+    try:
+        with Store.open(workspace.store_path) as store:
+            report = run_sync(
+                store, queue, load_secret(workspace.subscribers_dir),
+                transient_limit=settings.feedback.transient_bounce_limit, actor="mailer sync", watch=watch,
+                on_message=lambda message, line: verbose and click.echo(line))
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+        return
+    finally:
+        queue.close()
+    kinds = ", ".join(f"{n} {kind.lower()}" for kind, n in sorted(report.kinds.items())) or "none"
+    click.echo(f"Read {report.messages} message(s): {kinds}.")
+    changes = ", ".join(f"{n} {kind}" for kind, n in sorted(report.changes.items())) or "none"
+    click.echo(f"Subscribers changed: {changes}.")
+    if report.outcomes["duplicate"]:
+        click.echo(f"Already applied before (delivered twice by SQS): {report.outcomes['duplicate']}.")
+    if report.outcomes["nobody"]:
+        click.echo(f"About nobody on the list: {report.outcomes['nobody']}.")
+    if report.kept:
+        click.echo(f"Kept in the queue, not understood: {len(report.kept)}.", err=True)
+        for message_id, why in report.kept:
+            click.echo(f"  {message_id}: {why}", err=True)

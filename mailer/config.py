@@ -107,6 +107,15 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class FeedbackSettings:
+    """[feedback]: bounces, complaints and unsubscribes coming back from SES (`mailer sync`)."""
+
+    queue_url: str = doc("URL of the SQS queue SES's notifications reach through SNS.", "")
+    transient_bounce_limit: int = doc(
+        "Transient (soft) bounces in a row, with no delivery between, that mark an address bounced.", 3)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything in newsletter.toml."""
 
@@ -117,6 +126,7 @@ class Settings:
     transport: TransportSettings = doc("", default_factory=TransportSettings)
     ses: SesSettings = doc("", default_factory=SesSettings)
     smtp: SmtpSettings = doc("", default_factory=SmtpSettings)
+    feedback: FeedbackSettings = doc("", default_factory=FeedbackSettings)
     vars: dict = doc("[vars]: free values handed to the templates as `vars`.", default_factory=dict)
 
     @property
@@ -242,6 +252,15 @@ def _validate(settings: Settings, path: Path) -> None:
     if settings.transport.max_failures < 1:
         raise ConfigError(f"transport.max_failures must be at least 1, got {settings.transport.max_failures}",
                           path=path)
+    if settings.feedback.transient_bounce_limit < 1:
+        raise ConfigError(
+            f"feedback.transient_bounce_limit must be at least 1, got {settings.feedback.transient_bounce_limit}",
+            path=path)
+    if settings.feedback.queue_url and not re.match(r"^https?://[^/\s]+/[^\s]+$", settings.feedback.queue_url):
+        raise ConfigError(
+            "feedback.queue_url must be an SQS queue URL like "
+            f"https://sqs.eu-west-1.amazonaws.com/123456789012/ses-feedback, got {settings.feedback.queue_url!r}",
+            path=path)
     if settings.smtp.security not in SMTP_SECURITY:
         raise ConfigError(
             f"smtp.security must be one of {list(SMTP_SECURITY)}, got {settings.smtp.security!r}", path=path)

@@ -27,6 +27,7 @@ from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from html import escape
+from urllib.parse import parse_qs, quote, urlsplit
 
 from .compose import PLACEHOLDERS, Recipient, RenderedIssue
 from .config import Settings
@@ -134,11 +135,17 @@ def quoted_printable(text: str) -> bytes:
 
 
 def list_unsubscribe(settings: Settings, unsubscribe_url: str) -> str:
-    """The List-Unsubscribe value: the https URL first, then mailto if configured."""
+    """The List-Unsubscribe value: the https URL first, then mailto if configured.
+
+    The mailto's subject carries the same token as the URL, so that `mailer
+    sync` can tell whom a reply is from without trusting its From header.
+    """
     check_header_value(unsubscribe_url, "unsubscribe URL")
     targets = [f"<{unsubscribe_url}>"]
     if settings.unsubscribe.mailto:
-        targets.append(f"<mailto:{settings.unsubscribe.mailto}?subject=unsubscribe>")
+        token = parse_qs(urlsplit(unsubscribe_url).query).get("t", [""])[-1]
+        subject = f"unsubscribe%20{quote(token, safe='')}" if token else "unsubscribe"
+        targets.append(f"<mailto:{settings.unsubscribe.mailto}?subject={subject}>")
     return ", ".join(targets)
 
 

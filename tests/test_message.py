@@ -49,6 +49,9 @@ def test_sample_message_has_the_headers_a_bulk_sender_needs(rendered, workspace)
     unsubscribe = str(msg["List-Unsubscribe"])
     assert unsubscribe.startswith("<https://newsletter.example.com/unsubscribe?t=")
     assert "<mailto:unsubscribe@newsletter.example.com" in unsubscribe
+    # The reply to the mailto names the reader by the same token as the URL.
+    token = unsubscribe.split("?t=", 1)[1].split(">", 1)[0]
+    assert f"?subject=unsubscribe%20{token}>" in unsubscribe
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert f"<{settings.list_id}>" in str(msg["List-Id"])
     # Non-ASCII header text travels RFC 2047-encoded, never raw.

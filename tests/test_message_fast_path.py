@@ -60,7 +60,9 @@ def meaning(raw: bytes) -> dict:
         "subject": str(msg["Subject"]),
         "date": msg["Date"].datetime,
         "message-id": fields["message-id"],
-        "list-unsubscribe": fields["list-unsubscribe"],
+        # The email package turns a URL longer than a line into encoded words
+        # (which mail clients would not read as a URL); compare what it means.
+        "list-unsubscribe": str(make_header(decode_header(fields["list-unsubscribe"]))),
         "list-unsubscribe-post": fields["list-unsubscribe-post"],
         "list-id": str(make_header(decode_header(fields["list-id"]))),
         "feedback-id": fields["feedback-id"],

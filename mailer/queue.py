@@ -1,0 +1,78 @@
+"""The SQS queue that SES's notifications reach through SNS, read with boto3.
+
+A small adapter at the edge, like the transports: `mailer.feedback` declares
+the `Queue` it needs (receive, delete) and knows nothing of AWS. It is not a
+transport — transports send mail, and their module is where the sending
+rules live — so it has its own module rather than a place in transports/.
+
+Credentials, region and endpoint come from the standard AWS chain
+(``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_SQS`` …) with the [ses] region and profile on top; a
+queue URL of the form ``https://sqs.<region>.amazonaws.com/…`` names its
+own region.
+"""
+
+from __future__ import annotations
+
+import re
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from .config import SesSettings
+from .errors import MailerError
+from .feedback import QueueMessage
+
+_REGION_IN_URL = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/")
+
+
+class QueueError(MailerError):
+    """The feedback queue cannot be read or written; safe to retry once the cause is fixed."""
+
+
+class SqsQueue:
+    """One SQS queue, by URL."""
+
+    def __init__(self, url: str, settings: SesSettings) -> None:
+        self.url = url
+        match = _REGION_IN_URL.match(url)
+        region = (match.group(1) if match else "") or settings.region or None
+        try:
+            session = boto3.session.Session(profile_name=settings.profile or None, region_name=region)
+        except botocore.exceptions.ProfileNotFound:
+            raise QueueError(f"AWS profile {settings.profile!r} not found",
+                             hint="check [ses] profile or ~/.aws/config") from None
+        if not session.region_name:
+            raise QueueError("no AWS region for the queue", hint="set [ses] region or AWS_REGION")
+        # Long polls wait up to 20 s; the read timeout must outlast them.
+        config = botocore.config.Config(read_timeout=30, connect_timeout=10,
+                                        retries={"mode": "standard", "total_max_attempts": 3})
+        self._client = session.client("sqs", config=config)
+
+    def receive(self, wait_seconds: int) -> list[QueueMessage]:
+        answer = self._call("receive_message", QueueUrl=self.url, MaxNumberOfMessages=10,
+                            WaitTimeSeconds=wait_seconds)
+        return [QueueMessage(m["MessageId"], m["ReceiptHandle"], m.get("Body", ""))
+                for m in answer.get("Messages", [])]
+
+    def delete(self, message: QueueMessage) -> None:
+        self._call("delete_message", QueueUrl=self.url, ReceiptHandle=message.receipt)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, operation: str, **kwargs):
+        try:
+            return getattr(self._client, operation)(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            message = " ".join(str(error.get("Message", "") or code).split())
+            hint = "check [feedback] queue_url" if "NonExistentQueue" in code or "QueueDoesNotExist" in code else None
+            raise QueueError(f"SQS refused {operation}: {code}: {message}", hint=hint) from None
+        except botocore.exceptions.NoCredentialsError:
+            raise QueueError("no AWS credentials found",
+                             hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID, or [ses] profile") from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise QueueError(f"cannot reach SQS: {exc}") from None

@@ -1,0 +1,232 @@
+"""The unsubscribe page, served on a free port of 127.0.0.1 and driven over real HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import random
+import threading
+from urllib.parse import quote
+
+import pytest
+
+from mailer.addresses import parse_address
+from mailer.store import Store
+from mailer.tokens import SECRET_ENV, issue_token
+from mailer.unsubscribe import create_app, make_server
+
+SECRET = "s" * 32
+
+
+@pytest.fixture
+def server(workspace, monkeypatch):
+    """`mailer serve` of the workspace copy on a free port; yields (host, port, store path)."""
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    with Store.open(workspace.store_path) as store:
+        for n, email in enumerate(["ann@example.com", "bob@example.com", "cy@example.com"]):
+            store.add(parse_address(email), actor="test")
+        send = store.begin_send("2024-26", "hash", "Subject")
+    logged: list[str] = []
+    app = create_app(workspace.root)
+    app.log = logged.append
+    httpd = make_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1], workspace.store_path, send.id, logged
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def request(port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body or None, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode("utf-8")
+    finally:
+        conn.close()
+
+
+def token(subscriber_id: int, send_id: int = 1) -> str:
+    return issue_token(SECRET.encode(), subscriber_id, send_id)
+
+
+def status_of(store_path, email: str) -> str:
+    with Store.open(store_path) as store:
+        return store.require(parse_address(email)).status
+
+
+def history_of(store_path, email: str) -> list:
+    with Store.open(store_path) as store:
+        return store.history(store.require(parse_address(email)))
+
+
+ONE_CLICK = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_get_shows_the_address_and_a_button_and_changes_nothing(server):
+    port, store_path, send_id, _ = server
+    for _ in range(3):  # a link scanner, a security gateway, the reader
+        status, headers, page = request(port, "GET", f"/unsubscribe?t={token(1, send_id)}")
+        assert status == 200
+        assert "ann@example.com" in page and "云计算技术追踪" in page
+        assert '<form method="post"' in page and 'value="unsubscribe"' in page
+    assert request(port, "HEAD", f"/unsubscribe?t={token(1, send_id)}")[0] == 200
+    assert status_of(store_path, "ann@example.com") == "active"
+    assert [e.kind for e in history_of(store_path, "ann@example.com")] == ["subscribed"]
+
+
+def test_one_click_post_unsubscribes_once_and_a_replay_is_harmless(server):
+    port, store_path, send_id, _ = server
+    path = f"/unsubscribe?t={token(2, send_id)}"
+    for _ in range(3):
+        status, _, page = request(port, "POST", path, b"List-Unsubscribe=One-Click", ONE_CLICK)
+        assert status == 200
+        assert "bob@example.com" in page and "已退订" in page
+    assert status_of(store_path, "bob@example.com") == "unsubscribed"
+    events = [e for e in history_of(store_path, "bob@example.com") if e.kind == "unsubscribed"]
+    assert len(events) == 1
+    assert "one-click" in events[0].reason and "2024-26" in events[0].reason and events[0].at
+    assert status_of(store_path, "ann@example.com") == "active"
+    with Store.open(store_path) as store:
+        assert store.feedback_counts(send_id)["unsubscribed"] == 1
+
+
+def test_one_click_as_multipart_form_data_is_honoured(server):
+    port, store_path, send_id, _ = server
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
+            b"One-Click\r\n--XyZ--\r\n")
+    status, _, _ = request(port, "POST", f"/unsubscribe?t={token(3, send_id)}", body,
+                           {"Content-Type": "multipart/form-data; boundary=XyZ"})
+    assert status == 200
+    assert status_of(store_path, "cy@example.com") == "unsubscribed"
+
+
+def test_the_button_unsubscribes_and_the_next_one_subscribes_again(server):
+    port, store_path, send_id, _ = server
+    path = f"/unsubscribe?t={token(1, send_id)}"
+    status, _, page = request(port, "POST", path, b"action=unsubscribe", ONE_CLICK)
+    assert status == 200 and 'value="resubscribe"' in page
+    assert status_of(store_path, "ann@example.com") == "unsubscribed"
+    status, _, page = request(port, "GET", path)
+    assert "此前已退订" in page and 'value="resubscribe"' in page
+    status, _, page = request(port, "POST", path, b"action=resubscribe", ONE_CLICK)
+    assert status == 200 and "欢迎回来" in page
+    assert status_of(store_path, "ann@example.com") == "active"
+    assert [e.kind for e in history_of(store_path, "ann@example.com")] == [
+        "subscribed", "unsubscribed", "resubscribed"]
+
+
+def test_a_bounced_reader_cannot_subscribe_again_through_the_page(server):
+    port, store_path, send_id, _ = server
+    with Store.open(store_path) as store:
+        store.set_status(parse_address("bob@example.com"), "bounced", actor="test")
+    path = f"/unsubscribe?t={token(2, send_id)}"
+    assert "value=" not in request(port, "GET", path)[2]
+    request(port, "POST", path, b"action=resubscribe", ONE_CLICK)
+    request(port, "POST", path, b"List-Unsubscribe=One-Click", ONE_CLICK)
+    assert status_of(store_path, "bob@example.com") == "bounced"
+
+
+def test_forged_altered_and_truncated_tokens_are_refused_and_change_nothing(server):
+    port, store_path, send_id, logged = server
+    good = token(1, send_id)
+    rng = random.Random(8058)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    forged = [
+        issue_token(b"another secret of enough length", 1, send_id),  # signed with another key
+        good[:-1], good[:20], good + "A", good + "=", "=" + good, good[:-1] + "\u00e9",
+        good + "%00", " " + good, good.lower(), "", "t", "%E4%B8%AD%E6%96%87",
+        good[:-1] + chr(ord(good[-1]) ^ 1),  # flips a spare bit: must not decode to the same token
+    ]
+    forged += ["".join(rng.choice(alphabet) for _ in range(39)) for _ in range(60)]
+    for _ in range(60):  # one character of the real token changed
+        at = rng.randrange(len(good))
+        replacement = rng.choice(alphabet.replace(good[at], ""))
+        forged.append(good[:at] + replacement + good[at + 1:])
+    for bad in forged:
+        for method, body in (("GET", b""), ("POST", b"List-Unsubscribe=One-Click")):
+            status, _, page = request(port, method, f"/unsubscribe?t={quote(bad, safe='%')}", body, ONE_CLICK)
+            assert status == 400, bad
+            assert "ann@example.com" not in page
+    # Two tokens, or a body token that disagrees with the URL's, are refused as well.
+    assert request(port, "GET", f"/unsubscribe?t={good}&t={good}")[0] == 400
+    assert request(port, "POST", f"/unsubscribe?t={good}", f"t={token(2, send_id)}".encode(), ONE_CLICK)[0] == 400
+    assert request(port, "POST", "/unsubscribe", b"List-Unsubscribe=One-Click", ONE_CLICK)[0] == 400
+    assert status_of(store_path, "ann@example.com") == "active"
+    assert status_of(store_path, "bob@example.com") == "active"
+    assert logged == []
+
+
+def test_raw_non_ascii_bytes_in_the_request_are_a_400_not_a_500(server):
+    port, _, _, logged = server
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /unsubscribe?t=\xe4\xb8\xad\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.0 400") or answer.startswith(b"HTTP/1.1 400")
+    assert logged == []
+
+
+def test_a_test_message_token_gets_a_page_and_records_nothing(server):
+    port, store_path, _, _ = server
+    test_token = token(0, 0)
+    status, _, page = request(port, "GET", f"/unsubscribe?t={test_token}")
+    assert status == 200 and "测试邮件" in page
+    status, _, page = request(port, "POST", f"/unsubscribe?t={test_token}", b"List-Unsubscribe=One-Click", ONE_CLICK)
+    assert status == 200 and "测试邮件" in page
+    for email in ("ann@example.com", "bob@example.com", "cy@example.com"):
+        assert status_of(store_path, email) == "active"
+
+
+def test_a_token_for_an_erased_subscriber_is_answered_calmly(server):
+    port, store_path, send_id, _ = server
+    with Store.open(store_path) as store:
+        store.erase(parse_address("cy@example.com"), actor="test")
+    for method in ("GET", "POST"):
+        status, _, page = request(port, method, f"/unsubscribe?t={token(3, send_id)}",
+                                  b"List-Unsubscribe=One-Click", ONE_CLICK)
+        assert status == 200 and "不在订阅列表中" in page
+
+
+def test_pages_carry_security_headers_and_never_redirect_or_show_the_secret(server):
+    port, _, send_id, _ = server
+    for method, path in (("GET", f"/unsubscribe?t={token(1, send_id)}"), ("GET", "/unsubscribe?t=bad"),
+                         ("GET", "/elsewhere?next=https://evil.example"), ("PUT", "/unsubscribe"),
+                         ("GET", "//evil.example/unsubscribe")):
+        status, headers, page = request(port, method, path)
+        assert status in (200, 400, 404, 405)
+        assert "Location" not in headers
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Cache-Control"] == "no-store"
+        assert SECRET not in page and "evil.example" not in page
+
+
+def test_a_huge_body_is_refused_and_the_server_keeps_serving(server):
+    port, store_path, send_id, _ = server
+    status, _, _ = request(port, "POST", f"/unsubscribe?t={token(1, send_id)}", b"x" * 100_000, ONE_CLICK)
+    assert status == 413
+    status, _, _ = request(port, "POST", f"/unsubscribe?t={token(1, send_id)}", b"{}",
+                           {"Content-Type": "application/json"})
+    assert status == 415
+    assert request(port, "GET", f"/unsubscribe?t={token(1, send_id)}")[0] == 200
+    assert status_of(store_path, "ann@example.com") == "active"
+
+
+def test_the_page_speaks_english_for_an_english_newsletter_with_overrides(workspace_dir, monkeypatch):
+    from mailer.unsubscribe import page_strings
+    from mailer.workspace import Workspace
+
+    config = workspace_dir / "newsletter.toml"
+    text = config.read_text(encoding="utf-8").replace('language = "zh-CN"', 'language = "en-GB"')
+    config.write_text(text + '\n[vars.unsubscribe_page]\nconfirm_button = "x"\ndone_title = "Done, {newsletter}"\n',
+                      encoding="utf-8")
+    strings = page_strings(Workspace(workspace_dir).settings)
+    assert strings["confirm_title"] == "Unsubscribe from {newsletter}?"
+    assert strings["done_title"] == "Done, {newsletter}"
+    assert "confirm_button" not in strings
