@@ -21,7 +21,7 @@ from mailer.feedback import NotUnderstood, parse
 from mailer.store import Store
 from mailer.tokens import SECRET_ENV, issue_token
 
-from .servers import aws_env, moto_server  # noqa: F401
+from .servers import aws_env, moto_server, ses  # noqa: F401
 
 SAMPLES = Path(__file__).parent / "data" / "ses"
 SECRET = "q" * 32
@@ -306,3 +306,152 @@ def test_a_sync_killed_midway_loses_nothing_and_applies_nothing_twice(feedback_q
             assert store.transient_bounces(subscriber.id) == 3, email
             assert [e.kind for e in store.history(subscriber)].count("soft-bounced") == 3, email
         assert store.counts()["active"] == len(PEOPLE) + count
+
+
+# --- end to end ----------------------------------------------------------------------
+
+
+def test_an_unsubscribe_and_a_bounce_keep_both_readers_out_of_the_next_issue(
+        ses, feedback_queue, workspace, workspace_dir, run_mailer, monkeypatch):
+    """Send through SES (moto), unsubscribe one reader on the page, bounce another
+    through SQS with SES's own message id, deliver a third; the next issue reaches
+    only the third and the fourth."""
+    import http.client
+    import re
+    import threading
+
+    from mailer.unsubscribe import create_app, make_server
+
+    url, publish, _ = feedback_queue
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    config = workspace_dir / "newsletter.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace('kind = "outbox"', 'kind = "ses"')
+                      + f'\n[feedback]\nqueue_url = "{url}"\n', encoding="utf-8")
+    issue = (workspace_dir / "issues" / "2024-26.md").read_text(encoding="utf-8")
+    (workspace_dir / "issues" / "2024-27.md").write_text(
+        issue.replace("2024 年第二十六期", "2024 年第二十七期", 1), encoding="utf-8")
+    readers = ["ann@example.com", "bob@example.com", "cy@example.com", "dee@example.com"]
+    with Store.open(workspace.store_path) as store:
+        for email in readers:
+            store.add(parse_address(email), actor="test")
+
+    result = run_mailer("send-issue", "2024-26", "--yes")
+    assert result.exit_code == 0, result.output
+    first = {m["destinations"]["ToAddresses"][0] if isinstance(m["destinations"], dict)
+             else m["destinations"][0]: m for m in ses.raw_messages()}
+    assert sorted(first) == readers
+
+    # Ann: the one-click POST her mail client makes to her List-Unsubscribe URL.
+    ann = next(msg for msg in ses.parsed_messages() if msg["To"].addresses[0].addr_spec == "ann@example.com")
+    target = re.search(r"<https://[^/>]+(/[^>]+)>", str(ann["List-Unsubscribe"])).group(1)
+    httpd = make_server(create_app(workspace_dir), "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", httpd.server_address[1], timeout=10)
+        conn.request("POST", target, body=b"List-Unsubscribe=One-Click",
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+    # Bob bounces and Cy's message is delivered: SES's documented records, about their messages.
+    bounce = sample("event-bounce")
+    bounce["mail"]["messageId"] = first["bob@example.com"]["id"]
+    bounce["bounce"]["bouncedRecipients"][0]["emailAddress"] = "bob@example.com"
+    publish(bounce)
+    delivery = sample("notification-delivery")
+    delivery["mail"]["messageId"] = first["cy@example.com"]["id"]
+    delivery["delivery"]["recipients"] = ["cy@example.com"]
+    publish(delivery, raw=True)
+    result = run_mailer("sync")
+    assert result.exit_code == 0, result.output
+
+    status = json.loads(run_mailer("status", "2024-26", "--json").output)
+    assert (status["sent"], status["bounced"], status["delivered"], status["unsubscribed"]) == (4, 1, 1, 1)
+    assert status["bounced_rate"] == 0.25
+    text = run_mailer("status", "2024-26").output
+    assert "bounces: 1 (25.00% of sent; SES reviews an account at 5.0%)  ABOVE the review threshold" in text
+
+    before = len(ses.raw_messages())
+    result = run_mailer("send-issue", "2024-27", "--yes")
+    assert result.exit_code == 0, result.output
+    second = ses.parsed_messages()[before:]
+    assert sorted(m["To"].addresses[0].addr_spec for m in second) == ["cy@example.com", "dee@example.com"]
+    assert all("第二十七期" in str(m["Subject"]) for m in second)
+
+
+class _NoDeletes:
+    """A proxy in front of moto that answers every SQS DeleteMessage with a 500:
+    the store has committed, and the message stays, as after a crash right then."""
+
+    def __init__(self, target: str) -> None:
+        import http.client
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if "DeleteMessage" in self.headers.get("X-Amz-Target", "") or b"Action=DeleteMessage" in body:
+                    payload = b'{"__type": "InternalFailure", "message": "try again"}'
+                    self.send_response(500)
+                    self.send_header("Content-Type", "application/x-amz-json-1.0")
+                else:
+                    host, port = target.removeprefix("http://").split(":")
+                    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                    conn.request("POST", self.path, body=body,
+                                 headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+                    answer = conn.getresponse()
+                    payload = answer.read()
+                    self.send_response(answer.status)
+                    for name, value in answer.getheaders():
+                        if name.lower() in ("content-type", "x-amzn-requestid"):
+                            self.send_header(name, value)
+                    conn.close()
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_sync_that_cannot_delete_after_the_commit_applies_nothing_twice_when_run_again(
+        feedback_queue, people, run_mailer, aws_env, monkeypatch):
+    url, publish, _ = feedback_queue
+    boto3.client("sqs", endpoint_url=aws_env.url).set_queue_attributes(
+        QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
+    publish(sample("notification-bounce-no-dsn"))
+    publish(transient("soft-once", "mary@example.com"), raw=True)
+    proxy = _NoDeletes(aws_env.url)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        result = run_mailer("sync", "--queue-url", url)
+    finally:
+        proxy.close()
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: SQS refused delete_message: InternalFailure")
+    applied = histories(people)
+    assert applied["jane@example.com"][-1] == "bounced" or applied["mary@example.com"][-1] == "soft-bounced"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env.url)
+    for _ in range(60):  # until the undeleted messages come back and go
+        result = run_mailer("sync", "--queue-url", url)
+        assert result.exit_code == 0, result.output
+        if queue_depth(aws_env, url) == 0:
+            break
+        time.sleep(0.5)
+    assert queue_depth(aws_env, url) == 0
+    final = histories(people)
+    assert final["jane@example.com"] == ["subscribed", "bounced"]
+    assert final["richard@example.com"] == ["subscribed", "bounced"]
+    assert final["mary@example.com"] == ["subscribed", "soft-bounced"]
