@@ -230,3 +230,27 @@ def test_the_page_speaks_english_for_an_english_newsletter_with_overrides(worksp
     assert strings["confirm_title"] == "Unsubscribe from {newsletter}?"
     assert strings["done_title"] == "Done, {newsletter}"
     assert "confirm_button" not in strings
+
+
+def test_the_log_never_holds_a_token(server, capfd):
+    port, _, send_id, _ = server
+    good = token(1, send_id)
+    request(port, "GET", f"/unsubscribe?t={good}")
+    request(port, "GET", f"/unsubscribe?x=1&t={good}&y=2")
+    logged = capfd.readouterr().err
+    assert "GET /unsubscribe?t=… " in logged and "&t=…&y=2" in logged
+    assert good not in logged and SECRET not in logged
+
+
+def test_serve_on_a_port_in_use_ends_in_one_line(workspace, run_mailer, monkeypatch):
+    import socket
+
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_mailer("serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert result.output == (f"Error: cannot listen on 127.0.0.1:{port}: Address already in use "
+                             "(pick another --port or --host)\n")
