@@ -45,6 +45,9 @@ PLACEHOLDERS = {
 }
 
 
+PLACEHOLDER_PATTERN = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
+PLACEHOLDER_KEYS = {placeholder: key for key, placeholder in PLACEHOLDERS.items()}
+
 # The few words the default templates say themselves, by language; a
 # workspace overrides any of them in newsletter.toml under [vars.strings].
 STRINGS = {
@@ -97,10 +100,10 @@ class RenderedIssue:
             "name": recipient.name or default_name,
             "email": recipient.email,
         }
-        html, text = self.html, self.text
-        for key, placeholder in PLACEHOLDERS.items():
-            html = html.replace(placeholder, escape(values[key]))
-            text = text.replace(placeholder, values[key])
+        # One pass each: a value that itself looks like a placeholder (a
+        # subscriber named "%%EMAIL%%") stays what the subscriber typed.
+        html = PLACEHOLDER_PATTERN.sub(lambda m: escape(values[PLACEHOLDER_KEYS[m.group()]]), self.html)
+        text = PLACEHOLDER_PATTERN.sub(lambda m: values[PLACEHOLDER_KEYS[m.group()]], self.text)
         return html, text
 
 

@@ -29,7 +29,7 @@ from email.message import EmailMessage
 from html import escape
 from urllib.parse import parse_qs, quote, urlsplit
 
-from .compose import PLACEHOLDERS, Recipient, RenderedIssue
+from .compose import PLACEHOLDER_KEYS, PLACEHOLDER_PATTERN, Recipient, RenderedIssue
 from .config import Settings
 from .errors import HeaderError
 
@@ -156,8 +156,7 @@ def feedback_id(settings: Settings, campaign: str) -> str:
 
 
 _SOFT_BREAK = b"=" + CRLF.encode("ascii")
-_PLACEHOLDER_SPLIT = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS.values()) + ")")
-_KEY_OF = {placeholder: key for key, placeholder in PLACEHOLDERS.items()}
+_PLACEHOLDER_SPLIT = re.compile(f"({PLACEHOLDER_PATTERN.pattern})")
 
 
 class _EncodedPart:
@@ -176,7 +175,7 @@ class _EncodedPart:
         self.pieces: list[bytes | str] = []
         for n, piece in enumerate(_PLACEHOLDER_SPLIT.split(content)):
             if n % 2:
-                self.pieces.append(_KEY_OF[piece])
+                self.pieces.append(PLACEHOLDER_KEYS[piece])
             elif piece:
                 self.pieces.append(_with_soft_break(quoted_printable(piece)))
 

@@ -180,6 +180,12 @@ def test_personalize_fills_and_escapes_per_recipient_values(rendered):
     assert PLACEHOLDERS["unsubscribe_url"] in rendered.html
 
 
+def test_a_value_that_looks_like_a_placeholder_stays_as_typed(rendered):
+    html, text = rendered.personalize(Recipient("a@example.com", "x", "https://u.example/%%EMAIL%%"))
+    assert "https://u.example/%%EMAIL%%" in text
+    assert 'href="https://u.example/%%EMAIL%%"' in html
+
+
 def test_names_are_escaped_where_a_template_greets_the_reader(workspace):
     template = workspace.templates_dir / "newsletter.mjml.j2"
     source = template.read_text(encoding="utf-8")
