@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import http.client
 import random
 import threading
+import time
 from urllib.parse import quote
 
 import pytest
