@@ -210,10 +210,13 @@ class Sender:
         quota_left: float = float("inf"),
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         jitter: Callable[[float, float], float] = random.uniform,
         on_progress: Callable[[Progress], None] = lambda progress: None,
     ) -> None:
+        self._stop = threading.Event()
+        # By default waiting ends early on Ctrl-C, so a backoff never holds up the stop.
+        sleep = sleep or self._stop.wait
         self.ledger = ledger
         self.transport = transport
         self.template = template
@@ -230,7 +233,6 @@ class Sender:
         settings = template.settings
         self.sender_address = settings.sender.address
         self.unsubscribe_base = settings.unsubscribe.url
-        self._stop = threading.Event()
 
     def request_stop(self) -> None:
         """Stop claiming; finish and record what is in flight (what Ctrl-C does)."""
