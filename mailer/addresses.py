@@ -76,26 +76,30 @@ def parse_address(text: str) -> Address:
     address (a display name, an invisible character) is an error, because
     guessing what someone meant sends mail to the wrong person.
     """
+    return Address(*email_and_key(text))
+
+
+def email_and_key(text: str) -> tuple[str, str]:
+    """What `parse_address` gives, as the pair (email, key) without building an `Address`.
+
+    For imports, which check a million addresses and only store the two strings.
+    """
     text = text.strip()
     match = _PLAIN.fullmatch(text)
-    if (
-        match is not None
-        and len(text) <= 254
-        and len(match.group(1)) <= 64
-        and "--" not in match.group(2)
-        and match.group(1).lower() not in _SPECIAL_LOCAL
-    ):
-        domain = match.group(2).lower()
-        if not domain.endswith(_SPECIAL_SUFFIXES):
-            local = match.group(1)
-            return Address(f"{local}@{domain}", f"{local.lower()}@{domain}")
+    if match is not None and len(text) <= 254:
+        local, domain = match.groups()
+        lowered = local.lower()
+        if len(local) <= 64 and "--" not in domain and lowered not in _SPECIAL_LOCAL:
+            domain = domain.lower()
+            if not domain.endswith(_SPECIAL_SUFFIXES):
+                return f"{local}@{domain}", f"{lowered}@{domain}"
     if not text:
         raise AddressError("no address")
     try:
         valid = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise AddressError(f"{_show(text)} is not a valid address: {exc}") from None
-    return Address(valid.normalized, f"{valid.local_part.lower()}@{valid.ascii_domain.lower()}")
+    return valid.normalized, f"{valid.local_part.lower()}@{valid.ascii_domain.lower()}"
 
 
 def split_name_address(text: str) -> tuple[str, str]:
@@ -128,9 +132,11 @@ def clean_name(text: str) -> str:
 def join_name(first: str, last: str) -> str:
     """First and last name as one; family name first and no space for CJK names."""
     first, last = first.strip(), last.strip()
-    if first and last and _is_cjk(first) and _is_cjk(last):
+    if not (first and last):
+        return first or last
+    if _is_cjk(first) and _is_cjk(last):
         return f"{last}{first}"
-    return " ".join(part for part in (first, last) if part)
+    return f"{first} {last}"
 
 
 def _name_char(ch: str) -> str:

@@ -18,6 +18,7 @@ one new function appended to that list.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import itertools
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,6 +44,12 @@ STICKY = frozenset(STATUSES[1:])
 _STRENGTH = {"active": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
 
 _CHUNK = 5000
+# How long an import waits for the write lock before it stages every row instead.
+_LOCK_WAIT_MS = 1000
+# New subscribers written per INSERT: one statement per row would pay the
+# status CHECK and the id sequence once a row. 99 rows of 10 values and the
+# first parameters stay within SQLite's oldest limit of 999 parameters.
+_ROWS_PER_INSERT = 99
 
 
 def _v1_subscribers(db: sqlite3.Connection) -> None:
@@ -174,8 +182,8 @@ class Event:
 class StagedRow(NamedTuple):
     """One row of an import, validated, as the importer hands it to the store.
 
-    A named tuple, not a dataclass: a million of them are made per import,
-    and a frozen dataclass takes several times as long to build.
+    A named tuple, not a dataclass. The importer itself hands over plain
+    tuples in the form `StagedRow.values` gives (`ImportBatch.stage_values`).
     """
 
     line: int
@@ -187,6 +195,16 @@ class StagedRow(NamedTuple):
     attributes: dict = {}  # never mutated by the store
     source: str = ""
     created_at: str = ""
+
+    def values(self) -> tuple:
+        """The row as `ImportBatch.stage_values` takes it: line, key, email, name,
+        status, reason, tags (`encode_tags`), attributes (`encode_attributes`),
+        source, created_at ('' when not known)."""
+        return (
+            self.line, self.address.key, self.address.email, self.name, self.status, self.reason,
+            encode_tags(self.tags), encode_attributes(self.attributes), self.source,
+            self.created_at,
+        )
 
 
 @dataclass
@@ -816,32 +834,58 @@ class Store:
 
     # Importing many --------------------------------------------------------
 
-    def begin_import(self, *, label: str, actor: str, resubscribe: bool = False) -> ImportBatch:
-        """Start an import: stage rows with `ImportBatch.stage`, then `apply` them."""
-        return ImportBatch(self, self._db, label=label, actor=actor, resubscribe=resubscribe)
+    def begin_import(
+        self, *, label: str, actor: str, resubscribe: bool = False, direct: bool = True,
+    ) -> ImportBatch:
+        """Start an import: hand it rows with `ImportBatch.stage`, then `apply` them.
+
+        `direct=False` (a dry run) stages every row and leaves the lock to `apply`.
+        """
+        return ImportBatch(self, self._db, label=label, actor=actor, resubscribe=resubscribe,
+                           direct=direct)
 
 
 class ImportBatch:
-    """One file's rows, staged in a temporary table, then applied in one transaction.
+    """One file's rows, applied to the store in one transaction.
 
-    Staging takes no lock, so a long file is read while others use the store;
-    only `apply` holds the write lock, and it decides every row against the
-    store as it is then. Two imports at once therefore apply one after the
-    other, and each report describes what its own transaction did.
+    When the first rows come, the import takes the write lock if it can
+    within a second, and keeps it to the end: it writes each row whose
+    address is new to the store and to the file straight into `subscribers`
+    (with its event), and stages the others, repeats and people already in
+    the store or erased, in a temporary table that `apply` decides. Copying
+    a million staged rows under the lock at the end took longer than
+    writing them as they come.
+
+    If another command holds the lock (another import, say), every row is
+    staged, which takes no lock, and `apply` waits for the lock and decides
+    them all. Either way every row is decided against the store as it is
+    once the lock is held, so two imports at once apply one after the other,
+    and each report describes what its own transaction did.
 
     Rows repeating an address are merged before anything is compared with
-    the store, so that importing the same file twice changes nothing the
-    second time, whatever order the repeats come in.
+    the store (a repeat of a row written straight away is merged into it), so
+    that importing the same file twice changes nothing the second time,
+    whatever order the repeats come in.
     """
 
     def __init__(
         self, store: Store, db: sqlite3.Connection, *, label: str, actor: str, resubscribe: bool,
+        direct: bool = True,
     ) -> None:
         self._store = store
         self._db = db
         self.label = label
         self.actor = actor
         self.resubscribe = resubscribe
+        # None until the first rows come; then whether this import holds the lock.
+        self._direct: bool | None = None if direct else False
+        self._when = ""
+        self._base = 0  # the largest id before the import; its own new ids follow
+        self._next_id = 0
+        self._inserted = 0
+        # For each id this import gave out: whether the row had no creation time.
+        self._undated = bytearray()
+        self._erasures = False
         with store._translate():
             db.execute("DROP TABLE IF EXISTS temp.staging")
             db.execute(
@@ -855,24 +899,126 @@ class ImportBatch:
 
     def stage(self, rows: Iterable[StagedRow]) -> None:
         """Add validated rows; call as often as needed, in file order."""
+        self.stage_values([row.values() for row in rows])
+
+    def stage_values(self, rows: list[tuple]) -> None:
+        """Add validated rows in the form `StagedRow.values` gives; in file order."""
+        if not rows:
+            return
         with self._store._translate():
+            if self._direct is None:
+                self._direct = self._take_lock()
+            if self._direct:
+                try:
+                    self._write_through(rows)
+                except BaseException:
+                    _rollback(self._db)
+                    raise
+                return
             self._db.execute("BEGIN")
             try:
-                self._db.executemany(
-                    "INSERT INTO temp.staging VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                    (
-                        (
-                            r.line, r.address.key, r.address.email, r.name, r.status, r.reason,
-                            _tags_json(r.tags), _attributes_json(r.attributes), r.source,
-                            r.created_at,
-                        )
-                        for r in rows
-                    ),
-                )
+                self._stage(rows)
             except BaseException:
                 _rollback(self._db)
                 raise
             self._db.execute("COMMIT")
+
+    def _stage(self, rows: list[tuple]) -> None:
+        self._db.executemany(
+            "INSERT INTO temp.staging VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)", rows)
+
+    def _take_lock(self) -> bool:
+        """Begin the import's write transaction if the lock is free within a second."""
+        db = self._db
+        (waits,) = db.execute("PRAGMA busy_timeout").fetchone()
+        db.execute(f"PRAGMA busy_timeout = {min(waits, _LOCK_WAIT_MS)}")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(waits)}")
+        try:
+            self._when = now()
+            self._base = self._next_id = _largest_id(db)
+            self._erasures = db.execute("SELECT 1 FROM suppressions LIMIT 1").fetchone() is not None
+            # The address index grows in no particular order; with room for it
+            # in the cache, a million new rows do not spill and re-read pages.
+            db.execute("PRAGMA cache_size = -64000")
+        except BaseException:
+            _rollback(db)
+            raise
+        return True
+
+    def _write_through(self, rows: list[tuple]) -> None:
+        """Write rows new to the store at once; stage repeats, existing and erased ones."""
+        db = self._db
+        keys = {row[1] for row in rows}
+        erased = self._erased(keys) if self._erasures else ()
+        staged: list[tuple] = []
+        if len(keys) == len(rows) and not erased:
+            fresh = rows
+        else:
+            fresh, seen = [], set()
+            for row in rows:
+                if row[1] in seen or row[1] in erased:
+                    staged.append(row)
+                else:
+                    seen.add(row[1])
+                    fresh.append(row)
+        first = self._next_id + 1
+        self._next_id += len(fresh)
+        self._undated.extend([not row[9] for row in fresh])
+        when = self._when
+        inserted = 0
+        for start in range(0, len(fresh), _ROWS_PER_INSERT):
+            chunk = fresh[start:start + _ROWS_PER_INSERT]
+            inserted += db.execute(
+                _insert_subscribers(len(chunk)),
+                [first + start, when, *itertools.chain.from_iterable(chunk)],
+            ).rowcount
+        prefix = f"{self.label} line "
+        if inserted == len(fresh):
+            written = fresh
+            for start in range(0, len(fresh), _ROWS_PER_INSERT):
+                chunk = fresh[start:start + _ROWS_PER_INSERT]
+                db.execute(
+                    _insert_events(len(chunk)),
+                    [first + start, when, prefix, self.actor, *[row[0] for row in chunk]],
+                )
+            ids = range(first, first + len(fresh))
+        else:
+            # Some addresses were in the store already (or earlier in the file).
+            present = {id_ for (id_,) in db.execute(
+                "SELECT id FROM subscribers WHERE id BETWEEN ? AND ?",
+                (first, first + len(fresh) - 1))}
+            pairs = [(first + n, row) for n, row in enumerate(fresh)]
+            written = [row for id_, row in pairs if id_ in present]
+            ids = [id_ for id_, row in pairs if id_ in present]
+            staged.extend(row for id_, row in pairs if id_ not in present)
+            staged.sort(key=lambda row: row[0])
+            db.executemany(
+                "INSERT INTO events (subscriber_id, kind, at, reason, actor)"
+                " VALUES (?, 'imported', ?, ?, ?)",
+                [(id_, when, f"{prefix}{row[0]}", self.actor) for id_, row in zip(ids, written)],
+            )
+        db.executemany(
+            "INSERT INTO events (subscriber_id, kind, at, reason, actor) VALUES (?, ?, ?, ?, ?)",
+            [(id_, row[4], when, row[5], self.actor)
+             for id_, row in zip(ids, written) if row[4] != "active"],
+        )
+        self._inserted += inserted
+        if staged:
+            self._stage(staged)
+
+    def _erased(self, keys: set[str]) -> set[str]:
+        """Which of `keys` belong to erased addresses."""
+        hashes = {_hash_key(key): key for key in keys}
+        return {hashes[hash_] for (hash_,) in self._db.execute(
+            "SELECT hash FROM suppressions WHERE hash IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(hashes)),))}
 
     def apply(self, *, dry_run: bool = False) -> ImportCounts:
         """Merge repeats, then decide and write every row in one transaction.
@@ -880,6 +1026,8 @@ class ImportBatch:
         With `dry_run` the transaction is rolled back: the counts say what
         would have happened.
         """
+        if self._direct:
+            return self._finish(dry_run)
         with self._store._translate():
             self._db.execute("CREATE INDEX temp.staging_key ON staging (key, line)")
             self._merge_repeats()
@@ -892,44 +1040,130 @@ class ImportBatch:
         finally:
             self._db.execute("PRAGMA cache_size = -16000")
 
-    def _apply(self, when: str, dry_run: bool) -> ImportCounts:
-        with self._store._write(commit=not dry_run) as db:
-            if db.execute("SELECT 1 FROM suppressions LIMIT 1").fetchone():
-                db.execute(
-                    "UPDATE temp.staging SET outcome = 'skipped' WHERE outcome IS NULL"
-                    " AND mailer_hash(key) IN (SELECT hash FROM main.suppressions)"
-                )
-            # Rows of people already in the store are marked; the rest are new.
-            # (Marking the new ones instead would rewrite every row of a first import.)
-            if db.execute("SELECT 1 FROM main.subscribers LIMIT 1").fetchone():
-                db.execute(
-                    "UPDATE temp.staging SET outcome = 'existing' WHERE outcome IS NULL"
-                    " AND EXISTS (SELECT 1 FROM main.subscribers WHERE email_key = staging.key)"
-                )
-            counts = ImportCounts(imported=self._insert_new(db, when))
-            self._update_existing(db, when)
-            for outcome, number in db.execute(
-                "SELECT outcome, count(*) FROM temp.staging WHERE outcome IS NOT NULL GROUP BY outcome"
-            ):
-                setattr(counts, outcome, number)
+    def _finish(self, dry_run: bool) -> ImportCounts:
+        """`apply` for an import that holds the lock and has written its new rows."""
+        db = self._db
+        try:
+            with self._store._translate():
+                try:
+                    counts = ImportCounts(imported=self._inserted)
+                    if db.execute("SELECT 1 FROM temp.staging LIMIT 1").fetchone():
+                        db.execute("CREATE INDEX temp.staging_key ON staging (key, line)")
+                        self._merge_into_written(db)
+                        self._merge_repeats()
+                        self._decide_staged(db, self._when, counts)
+                except BaseException:
+                    _rollback(db)
+                    raise
+                db.execute("ROLLBACK" if dry_run else "COMMIT")
+        finally:
+            db.execute("PRAGMA cache_size = -16000")
         self._db.execute("DROP TABLE temp.staging")
         return counts
 
+    def _apply(self, when: str, dry_run: bool) -> ImportCounts:
+        with self._store._write(commit=not dry_run) as db:
+            counts = self._decide_staged(db, when, ImportCounts())
+        self._db.execute("DROP TABLE temp.staging")
+        return counts
+
+    def _decide_staged(self, db: sqlite3.Connection, when: str, counts: ImportCounts) -> ImportCounts:
+        """Decide every staged row not yet merged, and write the outcome; adds to `counts`."""
+        if db.execute("SELECT 1 FROM suppressions LIMIT 1").fetchone():
+            db.execute(
+                "UPDATE temp.staging SET outcome = 'skipped' WHERE outcome IS NULL"
+                " AND mailer_hash(key) IN (SELECT hash FROM main.suppressions)"
+            )
+        # Rows of people already in the store are marked; the rest are new.
+        # (Marking the new ones instead would rewrite every row of a first import.)
+        if db.execute("SELECT 1 FROM main.subscribers LIMIT 1").fetchone():
+            db.execute(
+                "UPDATE temp.staging SET outcome = 'existing' WHERE outcome IS NULL"
+                " AND EXISTS (SELECT 1 FROM main.subscribers WHERE email_key = staging.key)"
+            )
+        counts.imported += self._insert_new(db, when)
+        self._update_existing(db, when)
+        for outcome, number in db.execute(
+            "SELECT outcome, count(*) FROM temp.staging WHERE outcome IS NOT NULL GROUP BY outcome"
+        ):
+            setattr(counts, outcome, number)
+        return counts
+
     def discard(self) -> None:
-        """Drop the staged rows without applying them."""
+        """Drop the staged rows and anything written, without applying them."""
         try:
+            _rollback(self._db)
+            if self._direct:
+                self._db.execute("PRAGMA cache_size = -16000")
             self._db.execute("DROP TABLE IF EXISTS temp.staging")
         except sqlite3.Error:
             pass
 
+    def _merge_into_written(self, db: sqlite3.Connection) -> None:
+        """Merge staged repeats of addresses this import wrote into those subscribers.
+
+        The same rules as `_merge_rows`, with the written row as the first;
+        its status event is replaced when a repeat brings a stronger status.
+        """
+        last = 0
+        while True:
+            # CROSS JOIN keeps the scan on the staged rows, in file order.
+            rows = db.execute(
+                "SELECT s.rowid, sub.id, s.name, s.status, s.reason, s.tags, s.attributes,"
+                " s.created_at FROM temp.staging AS s CROSS JOIN main.subscribers AS sub"
+                " ON sub.email_key = s.key WHERE s.rowid > ? AND sub.id > ? AND s.outcome IS NULL"
+                " ORDER BY s.rowid LIMIT ?",
+                (last, self._base, _CHUNK),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            current = {
+                id_: [name, status, None, set(json.loads(tags)), json.loads(attributes), created]
+                for id_, name, status, tags, attributes, created in db.execute(
+                    "SELECT id, name, status, tags, attributes, created_at FROM subscribers"
+                    " WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(sorted({row[1] for row in rows})),),
+                )
+            }
+            for _, id_, name, status, reason, tags, attributes, created in rows:
+                merged = current[id_]
+                merged[0] = name or merged[0]
+                if _STRENGTH[status] > _STRENGTH[merged[1]]:
+                    merged[1], merged[2] = status, reason
+                merged[3].update(json.loads(tags))
+                merged[4].update(json.loads(attributes))
+                undated = self._undated[id_ - self._base - 1]
+                if created and (undated or created < merged[5]):
+                    merged[5] = created
+                    self._undated[id_ - self._base - 1] = False
+            db.executemany(
+                "UPDATE subscribers SET name = ?, status = ?, tags = ?, attributes = ?,"
+                " created_at = ? WHERE id = ?",
+                [(name, status, _tags_json(tags), _attributes_json(attributes), created, id_)
+                 for id_, (name, status, _, tags, attributes, created) in current.items()],
+            )
+            changed = [(id_, status, reason) for id_, (_, status, reason, *_) in current.items()
+                       if reason is not None]
+            db.executemany("DELETE FROM events WHERE subscriber_id = ? AND kind != 'imported'",
+                           [(id_,) for id_, _, _ in changed])
+            db.executemany(
+                "INSERT INTO events (subscriber_id, kind, at, reason, actor) VALUES (?, ?, ?, ?, ?)",
+                [(id_, status, self._when, reason, self.actor) for id_, status, reason in changed],
+            )
+            db.executemany("UPDATE temp.staging SET outcome = 'merged' WHERE rowid = ?",
+                           [(row[0],) for row in rows])
+
     def _merge_repeats(self) -> None:
         db = self._db
-        db.execute("BEGIN")
+        own_transaction = not db.in_transaction
+        if own_transaction:
+            db.execute("BEGIN")
         try:
             db.execute("DROP TABLE IF EXISTS temp.repeated")
             db.execute(
-                "CREATE TEMP TABLE repeated AS"
-                " SELECT key FROM temp.staging GROUP BY key HAVING count(*) > 1"
+                "CREATE TEMP TABLE repeated AS SELECT key FROM temp.staging"
+                " WHERE outcome IS NULL GROUP BY key HAVING count(*) > 1"
             )
             last = 0
             while True:
@@ -937,7 +1171,7 @@ class ImportBatch:
                 # even when a file holds the same list twice.
                 rows = db.execute(
                     "SELECT rowid, key, name, status, reason, tags, attributes, created_at"
-                    " FROM temp.staging WHERE key IN"
+                    " FROM temp.staging WHERE outcome IS NULL AND key IN"
                     " (SELECT key FROM temp.repeated WHERE rowid > ? ORDER BY rowid LIMIT ?)"
                     " ORDER BY key, line",
                     (last, _CHUNK),
@@ -958,17 +1192,16 @@ class ImportBatch:
                 db.executemany("UPDATE temp.staging SET outcome = 'merged' WHERE rowid = ?", merged)
             db.execute("DROP TABLE temp.repeated")
         except BaseException:
-            _rollback(db)
+            if own_transaction:
+                _rollback(db)
             raise
-        db.execute("COMMIT")
+        if own_transaction:
+            db.execute("COMMIT")
 
     def _insert_new(self, db: sqlite3.Connection, when: str) -> int:
         # Ids are given, not drawn one by one, so that the events of the new
         # subscribers are written without looking each of them up again.
-        base = max(
-            db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0],
-            (db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'subscribers'").fetchone() or [0])[0],
-        )
+        base = _largest_id(db)
         params = {"base": base, "when": when, "label": self.label, "actor": self.actor}
         inserted = db.execute(
             "INSERT INTO subscribers (id, email, email_key, name, status, tags, attributes, source,"
@@ -1107,12 +1340,54 @@ def _subscriber(row: Iterable) -> Subscriber:
 _ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
-def _tags_json(tags: Iterable[str]) -> str:
-    return _ENCODE(sorted(set(tags))) if tags else "[]"
+def encode_tags(tags: Iterable[str]) -> str:
+    """Tags as stored: a JSON list, sorted, each once (as `_ENCODE` would write it)."""
+    if not tags:
+        return "[]"
+    return f"[{', '.join(map(encode_basestring, sorted(set(tags))))}]"
 
 
-def _attributes_json(attributes: dict) -> str:
+def encode_attributes(attributes: dict) -> str:
+    """Attributes as stored: a JSON object with sorted keys."""
     return _ENCODE(attributes) if attributes else "{}"
+
+
+_tags_json = encode_tags
+_attributes_json = encode_attributes
+
+
+def _largest_id(db: sqlite3.Connection) -> int:
+    """The largest subscriber id ever given out (ids of deleted rows are not reused)."""
+    return max(
+        db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0],
+        (db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'subscribers'").fetchone() or [0])[0],
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _insert_subscribers(rows: int) -> str:
+    """INSERT of `rows` new subscribers. Parameters: the first id, the time, then
+    each row's values as `StagedRow.values` gives them (line and reason unused)."""
+    values = []
+    for k in range(rows):
+        p = 3 + 10 * k  # ?p is the row's line, ?p+1 its key, …
+        values.append(
+            f"(?1 + {k}, ?{p + 2}, ?{p + 1}, ?{p + 3}, ?{p + 4}, ?{p + 6}, ?{p + 7}, ?{p + 8},"
+            f" coalesce(nullif(?{p + 9}, ''), ?2), ?2)"
+        )
+    return (
+        "INSERT INTO subscribers (id, email, email_key, name, status, tags, attributes, source,"
+        " created_at, updated_at) VALUES " + ", ".join(values)
+        + " ON CONFLICT (email_key) DO NOTHING"
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _insert_events(rows: int) -> str:
+    """INSERT of the 'imported' events of `rows` subscribers with consecutive ids.
+    Parameters: the first id, the time, the reason before the line, the actor, the lines."""
+    values = ", ".join(f"(?1 + {k}, 'imported', ?2, ?3 || ?{5 + k}, ?4)" for k in range(rows))
+    return f"INSERT INTO events (subscriber_id, kind, at, reason, actor) VALUES {values}"
 
 
 def _hash_key(key: str) -> str:
