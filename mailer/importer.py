@@ -28,6 +28,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import marshal
 import os
@@ -37,6 +38,7 @@ import signal
 import stat
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -251,8 +253,7 @@ def _import(
     store: Store, lines: _Lines, shown: str, *, codec: str, encoding_label: str, actor: str,
     tags: tuple[str, ...], resubscribe: bool, dry_run: bool, rejects: Path | None,
 ) -> ImportReport:
-    nonblank = _peek_first(lines)
-    first_line = next(nonblank, None)
+    first_line, rest = _first_nonblank(lines)
     if first_line is None:
         raise SubscriberFileError("is empty: no rows to import", path=shown)
     delimiter = _sniff(first_line)
@@ -261,8 +262,8 @@ def _import(
     # pasted from anywhere: '"Ann Lee" <ann@example.com>' is a line of it, not
     # bad CSV quoting.
     quoting = csv.QUOTE_MINIMAL if delimiter in first_line else csv.QUOTE_NONE
-    reader = csv.reader(_chain(first_line, nonblank), delimiter=delimiter, quoting=quoting,
-                        strict=True)
+    reader = csv.reader(itertools.chain((first_line,), rest), delimiter=delimiter,
+                        quoting=quoting, strict=True)
 
     header, header_line = _first_row(reader, lines, shown)
     columns = _columns(header, shown, header_line)
@@ -275,7 +276,7 @@ def _import(
         reader, lines, convert, None if columns.has_header else (header, header_line),
         keep_cells=rejects is not None, shown=shown, encoding_label=encoding_label,
     )
-    if lines.size >= PARALLEL_BYTES and hasattr(os, "fork"):
+    if lines.size >= PARALLEL_BYTES and _may_fork():
         batches = _ReadingProcess(batches)
     try:
         batch = store.begin_import(label=Path(shown).name, actor=actor, resubscribe=resubscribe,
@@ -374,7 +375,8 @@ def _read_batches(
                 reason = f"{reason}; a quote opened here runs to line {lines.number}"
             rejected.append((start, reason, None))
             continue
-        if not any(map(str.strip, row)):
+        # Blank, as the cells go: in most rows the first cell says it is not.
+        if not (row and (row[0].strip() or any(map(str.strip, row)))):
             if start in overlong:
                 overlong.discard(start)
                 data_rows += 1
@@ -526,6 +528,12 @@ def _fit(row: list[str], width: int) -> list[str]:
     return row + [""] * (width - len(row))
 
 
+def _may_fork() -> bool:
+    """Whether a second process can be forked safely: forking a process that
+    runs other threads can leave the child stuck on a lock one of them held."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
 class _ReadingProcess:
     """Batches (see `_batches`) made in a second process, in the order it makes them.
 
@@ -654,14 +662,20 @@ def _tags(cell: str, columns: _Columns) -> tuple[str, ...]:
 
 def _timestamp(value: str) -> str:
     """An ISO-like time as stored (UTC, seconds), or '' if it is not one."""
+    if _NAIVE_TIME.fullmatch(value):
+        # Already in the stored form but for the 'T' and 'Z' (Mailchimp's
+        # OPTIN_TIME): strftime would cost more than the rest of the row.
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return ""
+        return f"{value[:10]}T{value[11:19]}Z"
     value = value.strip()
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return ""
     if _NAIVE_TIME.fullmatch(value):
-        # Already in the stored form but for the 'T' and 'Z' (Mailchimp's
-        # OPTIN_TIME): strftime would cost more than the rest of the row.
         return f"{value[:10]}T{value[11:19]}Z"
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
@@ -906,19 +920,17 @@ class _Lines:
             self._progress(self.size, self.size)
 
 
-def _peek_first(lines: _Lines) -> Iterator[str]:
-    """The lines, skipping blank ones at the start (first yielded is the header candidate)."""
+def _first_nonblank(lines: _Lines) -> tuple[str | None, Iterator[str]]:
+    """The first line that is not blank (the header candidate), and the lines after it.
+
+    The rest is the line iterator itself, not a generator around it: every
+    layer costs a little on each of a million lines.
+    """
     iterator = iter(lines)
     for line in iterator:
         if line.strip() or lines.number in lines.overlong:
-            yield line
-            break
-    yield from iterator
-
-
-def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
-    yield first
-    yield from rest
+            return line, iterator
+    return None, iterator
 
 
 def _sniff(line: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,28 @@ from mailer.importer import _converter, _Columns, import_file
 from mailer.store import StagedRow, Store, encode_attributes
 
 from .test_importer import *  # noqa: F401,F403  (run them all again, below)
-from .test_importer import counts, person
+
+real_may_fork = importer._may_fork
 
 
 @pytest.fixture(autouse=True)
 def every_file_in_a_second_process(monkeypatch):
     monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
+    # Other tests leave server threads running in this process; the child
+    # here only reads, so it is safe to fork anyway.
+    monkeypatch.setattr(importer, "_may_fork", lambda: True)
+
+
+def test_a_process_running_other_threads_reads_in_process():
+    assert importer._may_fork.__module__ == "tests.test_import_paths"  # the fixture's stand-in
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not real_may_fork()
+    finally:
+        stop.set()
+        thread.join()
 
 
 def children() -> set[str]:
@@ -36,6 +53,19 @@ def children() -> set[str]:
     for task in Path("/proc/self/task").iterdir():
         found.update((task / "children").read_text().split())
     return found
+
+
+def test_a_large_file_is_read_in_a_second_process(store, subscriber_file, monkeypatch):
+    started = []
+
+    class Spy(importer._ReadingProcess):
+        def __init__(self, batches):
+            super().__init__(batches)
+            started.append(self._pid)
+
+    monkeypatch.setattr(importer, "_ReadingProcess", Spy)
+    report = import_file(store, subscriber_file("email\nann@example.com\n"), actor="a")
+    assert report.imported == 1 and len(started) == 1 and started[0] != os.getpid()
 
 
 def test_the_reading_process_is_gone_after_an_import_good_or_bad(store, subscriber_file):
@@ -206,4 +236,3 @@ def test_the_converter_rejects_what_the_rows_did_before():
         convert(["ann@example.com", "Ann", "x"], 2, False)
     with pytest.raises(AddressError, match="no address in column 'email'"):
         convert(["  ", "Ann"], 2, False)
-    assert os.fork  # the second process needs fork; elsewhere the file is read in-process
