@@ -575,7 +575,7 @@ class _ReadingProcess:
             if kind == "batch":
                 yield value
             elif kind == "end":
-                self.close()
+                self.close(stop=False)
                 return
             elif kind == "error":
                 message, path, line, hint = value
@@ -583,16 +583,17 @@ class _ReadingProcess:
             else:
                 raise RuntimeError(f"reading the subscriber file failed:\n{value}")
 
-    def close(self) -> None:
-        """Stop the child if it still runs, and wait for it."""
+    def close(self, *, stop: bool = True) -> None:
+        """Wait for the child to end; with `stop`, end it first (this side gave up)."""
         if not self._running:
             return
         self._running = False
         self._source.close()
-        try:
-            os.kill(self._pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if stop:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         os.waitpid(self._pid, 0)
 
 

@@ -886,6 +886,7 @@ class ImportBatch:
         # For each id this import gave out: whether the row had no creation time.
         self._undated = bytearray()
         self._erasures = False
+        self._rolled_back = False
         with store._translate():
             db.execute("DROP TABLE IF EXISTS temp.staging")
             db.execute(
@@ -905,6 +906,7 @@ class ImportBatch:
         """Add validated rows in the form `StagedRow.values` gives; in file order."""
         if not rows:
             return
+        self._check_usable()
         with self._store._translate():
             if self._direct is None:
                 self._direct = self._take_lock()
@@ -913,6 +915,7 @@ class ImportBatch:
                     self._write_through(rows)
                 except BaseException:
                     _rollback(self._db)
+                    self._rolled_back = True
                     raise
                 return
             self._db.execute("BEGIN")
@@ -922,6 +925,12 @@ class ImportBatch:
                 _rollback(self._db)
                 raise
             self._db.execute("COMMIT")
+
+    def _check_usable(self) -> None:
+        # Rows written before a failure went with its rollback: going on
+        # would write the rest outside any transaction.
+        if self._rolled_back:
+            raise StoreError("this import failed and was rolled back; start it again")
 
     def _stage(self, rows: list[tuple]) -> None:
         self._db.executemany(
@@ -1027,6 +1036,7 @@ class ImportBatch:
         With `dry_run` the transaction is rolled back: the counts say what
         would have happened.
         """
+        self._check_usable()
         if self._direct:
             return self._finish(dry_run)
         with self._store._translate():
@@ -1055,6 +1065,7 @@ class ImportBatch:
                         self._decide_staged(db, self._when, counts)
                 except BaseException:
                     _rollback(db)
+                    self._rolled_back = True
                     raise
                 db.execute("ROLLBACK" if dry_run else "COMMIT")
         finally:

@@ -236,3 +236,29 @@ def test_the_converter_rejects_what_the_rows_did_before():
         convert(["ann@example.com", "Ann", "x"], 2, False)
     with pytest.raises(AddressError, match="no address in column 'email'"):
         convert(["  ", "Ann"], 2, False)
+
+
+def test_an_import_that_failed_while_writing_cannot_go_on(store, monkeypatch):
+    import sqlite3
+
+    from mailer.errors import StoreError
+    from mailer.store import ImportBatch
+
+    batch = store.begin_import(label="list.csv", actor="a")
+    batch.stage([StagedRow(line=2, address=parse_address("ann@example.com"))])
+    real = ImportBatch._write_through
+
+    def failing(self, rows):
+        real(self, rows)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(ImportBatch, "_write_through", failing)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        batch.stage([StagedRow(line=3, address=parse_address("bob@example.com"))])
+    monkeypatch.setattr(ImportBatch, "_write_through", real)
+    with pytest.raises(StoreError, match="failed and was rolled back"):
+        batch.stage([StagedRow(line=4, address=parse_address("cat@example.com"))])
+    with pytest.raises(StoreError, match="failed and was rolled back"):
+        batch.apply()
+    batch.discard()
+    assert store.counts()["active"] == 0
