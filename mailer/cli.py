@@ -401,11 +401,6 @@ def show(ctx: click.Context, email: str) -> None:
         click.echo(f"  {event.at}  {event.kind}{why} by {event.actor}")
 
 
-def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="mailer")
-
-
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
@@ -684,3 +679,8 @@ def sync(ctx: click.Context, queue_url: str | None, watch: bool) -> None:
         click.echo(f"Kept in the queue, not understood: {len(report.kept)}.", err=True)
         for message_id, why in report.kept:
             click.echo(f"  {message_id}: {why}", err=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="mailer")
