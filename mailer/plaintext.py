@@ -56,20 +56,22 @@ _BREAKABLE = (
     "\U00020000-\U0003fffd"
 )
 _PIECE = re.compile(
-    rf"(\s*)({_ATOM.pattern}|[{_BREAKABLE}]|[^\s{_BREAKABLE}]+)"
+    rf"(\s*)(?:({_ATOM.pattern})|([{_BREAKABLE}])|([^\s{_BREAKABLE}]+))"
 )
 
 
-def _tokens(text: str) -> list[tuple[str, bool]]:
-    """Split into unbreakable pieces, each with whether a space preceded it."""
-    pieces: list[tuple[str, bool]] = []
-    for match in _PIECE.finditer(text):
-        space, piece = bool(match.group(1)), match.group(2)
+def _tokens(text: str) -> list[tuple[str, bool, int]]:
+    """Unbreakable pieces, each with whether a space preceded it and its width."""
+    pieces: list[tuple[str, bool, int]] = []
+    for space, atom, wide, run in _PIECE.findall(text):
+        piece = atom or wide or run
+        # Every character of the breakable scripts is wide: two columns.
+        size = 2 if wide else text_width(piece)
         if not space and pieces and (piece[0] in _NO_START or pieces[-1][0][-1] in _NO_END):
-            last, last_space = pieces[-1]
-            pieces[-1] = (last + piece, last_space)
+            last, last_space, last_size = pieces[-1]
+            pieces[-1] = (last + piece, last_space, last_size + size)
         else:
-            pieces.append((piece, space))
+            pieces.append((piece, bool(space), size))
     return pieces
 
 
@@ -81,22 +83,22 @@ def wrap_line(line: str, width: int) -> list[str]:
     first_prefix = match.group(0)
     indent, quote, marker = match.group(1), match.group(2), match.group(3) or ""
     next_prefix = indent + quote + " " * len(marker)
-    body = line[len(first_prefix):]
+    hang = text_width(next_prefix)
     lines: list[str] = []
-    current = first_prefix
-    used = text_width(current)
+    current = [first_prefix]
+    used = text_width(first_prefix)
     empty = True
-    for piece, space in _tokens(body):
-        gap = " " if space and not empty else ""
-        need = text_width(gap + piece)
-        if not empty and used + need > width:
-            lines.append(current.rstrip())
-            current, used = next_prefix, text_width(next_prefix)
-            gap, need = "", text_width(piece)
-        current += gap + piece
-        used += need
+    for piece, space, size in _tokens(line[len(first_prefix):]):
+        gap = space and not empty
+        if not empty and used + gap + size > width:
+            lines.append("".join(current).rstrip())
+            current, used, gap = [next_prefix], hang, False
+        if gap:
+            current.append(" ")
+        current.append(piece)
+        used += gap + size
         empty = False
-    lines.append(current.rstrip())
+    lines.append("".join(current).rstrip())
     return lines
 
 
