@@ -41,6 +41,7 @@ import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import compress
@@ -235,18 +236,25 @@ def import_file(
         codec, encoding_label = detect_encoding(binary, shown, encoding)
         text = io.TextIOWrapper(binary, encoding=codec, errors="strict", newline="")
         lines = _Lines(text, binary, progress)
-        try:
+        with _reading_errors(lines, shown, encoding_label):
             return _import(
                 store, lines, shown, codec=codec, encoding_label=encoding_label, actor=actor,
                 tags=tags, resubscribe=resubscribe, dry_run=dry_run, rejects=rejects,
             )
-        except UnicodeDecodeError:
-            raise SubscriberFileError(
-                f"became undecodable as {encoding_label} near line {lines.number + 1}",
-                path=shown, hint="was the file changed while it was read? import it again",
-            ) from None
-        except OSError as exc:
-            raise SubscriberFileError(f"cannot read: {_why(exc)}", path=shown) from None
+
+
+@contextmanager
+def _reading_errors(lines: _Lines, shown: str, encoding_label: str) -> Iterator[None]:
+    """A file that stops decoding or reading partway, as one-line errors."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise SubscriberFileError(
+            f"became undecodable as {encoding_label} near line {lines.number + 1}",
+            path=shown, hint="was the file changed while it was read? import it again",
+        ) from None
+    except OSError as exc:
+        raise SubscriberFileError(f"cannot read: {_why(exc)}", path=shown) from None
 
 
 def _import(
@@ -323,15 +331,8 @@ def _batches(
     spoils the whole file is a `SubscriberFileError`, raised after the batches
     before it.
     """
-    try:
+    with _reading_errors(lines, shown, encoding_label):
         yield from _read_batches(reader, lines, convert, first, keep_cells, shown)
-    except UnicodeDecodeError:
-        raise SubscriberFileError(
-            f"became undecodable as {encoding_label} near line {lines.number + 1}",
-            path=shown, hint="was the file changed while it was read? import it again",
-        ) from None
-    except OSError as exc:
-        raise SubscriberFileError(f"cannot read: {_why(exc)}", path=shown) from None
 
 
 def _read_batches(
