@@ -449,6 +449,9 @@ def send_issue(ctx: click.Context, issue: str, yes: bool, dry_run: bool, test_ad
                                            load_secret(workspace.subscribers_dir))
             click.echo(f"Sent a test of {stem} to {test_address} through {transport.describe()} ({message_id}).")
             return
+        if not workspace.store_path.exists():
+            raise MailerError("no subscribers yet: nobody to send to",
+                              hint="import them with `mailer subscribers import FILE`")
         with Store.open(workspace.store_path) as store:
             _send(ctx, workspace, store, transport, rendered, yes=yes, dry_run=dry_run, rate=rate,
                   concurrency=concurrency or settings.transport.concurrency,

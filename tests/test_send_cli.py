@@ -80,6 +80,14 @@ def test_dry_run_shows_the_plan_and_who_is_skipped_and_writes_nothing(run_mailer
     assert ledger(workspace_dir) == {}
 
 
+def test_without_a_subscriber_store_it_says_so_and_creates_nothing(run_mailer, workspace_dir):
+    result = run_mailer("send-issue", "2024-26", "--dry-run")
+    assert result.exit_code == 1
+    assert result.output == ("Error: no subscribers yet: nobody to send to "
+                             "(import them with `mailer subscribers import FILE`)\n")
+    assert not (workspace_dir / "subscribers" / "mailer.db").exists()
+
+
 def test_a_test_message_goes_to_any_address_and_is_not_recorded(run_mailer, workspace_dir):
     add_subscribers(workspace_dir, 2)
     result = run_mailer("send-issue", "2024-26", "--to", "editor@example.org")
