@@ -463,23 +463,20 @@ def send_issue(ctx: click.Context, issue: str, yes: bool, dry_run: bool, test_ad
 def _send(ctx, workspace, store, transport, rendered, *, yes, dry_run, rate, concurrency,
           retry_unknown, force) -> None:
     stem = rendered.issue.stem
-    plan = sending.make_plan(store, transport, rendered, workspace.settings, rate)
+    plan = sending.make_plan(store, transport, rendered, workspace.settings, rate, retry_unknown)
     if plan.changed and not force:
-        raise MailerError(f"{stem} changed since its send began; the rest of the list would get another text",
-                          hint="pass --force to send the new version to those not yet sent")
-    counts = store.send_counts(store.find_send(stem).id) if plan.resuming else None
-    retrying = counts["unknown"] if counts and retry_unknown else 0
-    if plan.resuming and plan.recipients + retrying == 0:
-        click.echo(f"{stem} is already sent: {_summary(counts)}.")
-        _exit_for(ctx, counts, stem)
+        raise sending.refuse_changed(stem)
+    if plan.resuming and plan.recipients == 0:
+        click.echo(f"{stem} is already sent: {_summary(plan.counts)}.")
+        _exit_for(ctx, plan.counts, stem)
         return
     quota = "" if plan.quota_left == float("inf") else f", {int(plan.quota_left)} left of today's quota"
     click.echo(f"Issue:      {plan.subject}")
-    click.echo(f"Recipients: {plan.recipients + retrying}"
-               + (f" (resuming; {plan.done_before} already sent)" if plan.resuming else ""))
+    click.echo(f"Recipients: {plan.recipients}"
+               + (f" (resuming; {plan.counts['sent']} already sent)" if plan.resuming else ""))
     click.echo(f"Suppressed: {plan.suppressed}")
     click.echo(f"Transport:  {plan.transport}, {plan.rate:g} messages/s{quota}")
-    click.echo(f"Estimate:   {_duration((plan.recipients + retrying) / plan.rate)}")
+    click.echo(f"Estimate:   {_duration(plan.estimate_seconds)}")
     if dry_run:
         for email, status in store.skipped_subscribers():
             click.echo(f"  skip {email}: {status}")
@@ -490,7 +487,7 @@ def _send(ctx, workspace, store, transport, rendered, *, yes, dry_run, rate, con
             raise MailerError("not sending without confirmation", hint="pass --yes to send without asking")
         click.confirm("Send now?", abort=True)
     with sending.send_lock(workspace.send_lock_path), click.progressbar(
-            length=plan.recipients + retrying, label="Sending", show_eta=True, show_pos=True,
+            length=plan.recipients, label="Sending", show_eta=True, show_pos=True,
             item_show_func=lambda p: p and f"sent {p.sent}, failed {p.failed}, {p.rate:g}/s",
             file=sys.stderr) as bar:
         done = [0]

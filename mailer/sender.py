@@ -51,6 +51,7 @@ from .errors import (
     UnknownOutcome,
 )
 from .message import MessageTemplate, new_envelope
+from .store import SendCounts
 from .tokens import issue_token, unsubscribe_url
 
 MAX_ATTEMPTS = 8
@@ -380,13 +381,16 @@ class Plan:
     transport: str
     rate: float
     quota_left: float
-    resuming: bool
     changed: bool
-    done_before: int
+    counts: SendCounts | None  # the ledger so far, when resuming
+
+    @property
+    def resuming(self) -> bool:
+        return self.counts is not None
 
     @property
     def estimate_seconds(self) -> float:
-        return self.recipients / self.rate if self.rate else 0.0
+        return self.recipients / self.rate
 
 
 def content_hash(rendered) -> str:
@@ -398,6 +402,13 @@ def content_hash(rendered) -> str:
     return digest.hexdigest()
 
 
+def refuse_changed(stem: str) -> MailerError:
+    """The error for an issue edited after its send began."""
+    return MailerError(
+        f"{stem} changed since its send began; the rest of the list would get another text",
+        hint="pass --force to send the new version to those not yet sent")
+
+
 def choose_rate(option: float | None, settings, quota: Quota | None) -> float:
     """--rate, else [transport] rate, else the provider's MaxSendRate, else 10 a second."""
     for rate in (option, settings.transport.rate, quota.max_rate if quota else None):
@@ -406,30 +417,31 @@ def choose_rate(option: float | None, settings, quota: Quota | None) -> float:
     return DEFAULT_RATE
 
 
-def make_plan(store, transport: Transport, rendered, settings, rate_option: float | None) -> Plan:
+def make_plan(store, transport: Transport, rendered, settings, rate_option: float | None,
+              retry_unknown: bool = False) -> Plan:
     """The plan for sending `rendered`, fresh or resumed; writes nothing."""
     quota = transport.quota()
     rate = choose_rate(rate_option, settings, quota)
+    quota_left = quota.remaining if quota else float("inf")
     stem = rendered.issue.stem
     record = store.find_send(stem)
     if record is None:
         counts = store.counts()
-        recipients = counts["active"]
         suppressed = sum(counts[s] for s in ("unsubscribed", "bounced", "complained"))
-        return Plan(stem, rendered.subject, recipients, suppressed, transport.describe(), rate,
-                    quota.remaining if quota else float("inf"), False, False, 0)
+        return Plan(stem, rendered.subject, counts["active"], suppressed, transport.describe(), rate,
+                    quota_left, False, None)
     counts = store.send_counts(record.id)
-    return Plan(stem, rendered.subject, counts.open, counts["suppressed"], transport.describe(), rate,
-                quota.remaining if quota else float("inf"), True,
-                record.content_hash != content_hash(rendered), counts["sent"])
+    recipients = counts.open + (counts["unknown"] if retry_unknown else 0)
+    return Plan(stem, rendered.subject, recipients, counts["suppressed"], transport.describe(), rate,
+                quota_left, record.content_hash != content_hash(rendered), counts)
 
 
 @dataclass
 class SendReport:
     """How a send-issue run ended."""
 
-    counts: object
-    run: RunResult | None
+    counts: SendCounts
+    run: RunResult
     interrupted_before: int = 0
 
 
@@ -472,9 +484,7 @@ def run_send(
         record = store.begin_send(stem, digest, rendered.subject)
     else:
         if record.content_hash != digest and not force:
-            raise MailerError(
-                f"{stem} changed since its send began; the rest of the list would get another text",
-                hint="pass --force to send the new version to those not yet sent")
+            raise refuse_changed(stem)
         interrupted = store.resume_send(record, retry_unknown=retry_unknown, content_hash=digest)
     template = MessageTemplate(rendered, settings)
     sender = Sender(
