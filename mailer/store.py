@@ -219,6 +219,7 @@ class ImportCounts:
 
 
 DELIVERY_STATUSES = ("pending", "inflight", "sent", "failed", "suppressed", "unknown")
+_SEND_COLUMNS = "id, issue, content_hash, subject, started_at, finished_at"  # SendRecord's fields
 
 # What became of a sent message, weakest first: a later, stronger report wins
 # (a message can be delivered and then complained about, never the reverse).
@@ -557,7 +558,7 @@ class Store:
 
     def find_send(self, issue: str) -> SendRecord | None:
         row = self._db.execute(
-            "SELECT id, issue, content_hash, subject, started_at, finished_at FROM sends WHERE issue = ?",
+            f"SELECT {_SEND_COLUMNS} FROM sends WHERE issue = ?",
             (issue,),
         ).fetchone()
         return SendRecord(*row) if row else None
@@ -565,7 +566,7 @@ class Store:
     def sends(self) -> list[SendRecord]:
         """Every send, oldest first."""
         rows = self._db.execute(
-            "SELECT id, issue, content_hash, subject, started_at, finished_at FROM sends ORDER BY id")
+            f"SELECT {_SEND_COLUMNS} FROM sends ORDER BY id")
         return [SendRecord(*row) for row in rows]
 
     def begin_send(self, issue: str, content_hash: str, subject: str) -> SendRecord:
@@ -697,7 +698,7 @@ class Store:
 
     def send_by_id(self, send_id: int) -> SendRecord | None:
         row = self._db.execute(
-            "SELECT id, issue, content_hash, subject, started_at, finished_at FROM sends WHERE id = ?",
+            f"SELECT {_SEND_COLUMNS} FROM sends WHERE id = ?",
             (send_id,),
         ).fetchone()
         return SendRecord(*row) if row else None
