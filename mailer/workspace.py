@@ -71,13 +71,6 @@ class Workspace:
             hint=f"give a path, or the name of a file in {self.issues_dir}",
         )
 
-    def issue_paths(self) -> list[Path]:
-        """Every issue file, oldest name first."""
-        if not self.issues_dir.is_dir():
-            return []
-        return sorted(p for p in self.issues_dir.glob("*.md") if p.is_file())
-
-
 def find_workspace(start: Path | None = None) -> Workspace:
     """The workspace containing `start` (default: the current folder)."""
     here = (start or Path.cwd()).resolve()
