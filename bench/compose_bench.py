@@ -25,8 +25,8 @@ from pathlib import Path
 
 from mjml import mjml2html
 
-from mailer.compose import compose, inlinable_css, inline_css, render_mjml
-from mailer.issue import read_issue
+from mailer.compose.render import compose, inlinable_css, inline_css, render_mjml
+from mailer.compose.issue import read_issue
 from mailer.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent

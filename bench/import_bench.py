@@ -72,7 +72,7 @@ def run_mailer(csv_path: Path, db_path: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import resource
 
-    from mailer.importer import import_file
+    from mailer.subscribers.importer import import_file
     from mailer.store import Store
 
     with Store.open(db_path) as store:

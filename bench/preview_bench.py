@@ -29,9 +29,9 @@ from playwright.sync_api import sync_playwright
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mailer import build  # noqa: E402
-from mailer.lint import lint  # noqa: E402
-from mailer.preview import PreviewServer  # noqa: E402
+from mailer.compose import build  # noqa: E402
+from mailer.compose.lint import lint  # noqa: E402
+from mailer.web.preview import PreviewServer  # noqa: E402
 from mailer.workspace import Workspace  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

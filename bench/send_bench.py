@@ -30,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mailer.build import render_issue  # noqa: E402
-from mailer.compose import Recipient  # noqa: E402
-from mailer.message import MessageTemplate, build_message_stdlib, new_envelope  # noqa: E402
+from mailer.compose.build import render_issue  # noqa: E402
+from mailer.compose.render import Recipient  # noqa: E402
+from mailer.send.message import MessageTemplate, build_message_stdlib, new_envelope  # noqa: E402
 from mailer.workspace import Workspace  # noqa: E402
 
 SECRET = b"bench-secret-" + b"x" * 32
@@ -105,7 +105,7 @@ def make_workspace(folder: Path, count: int) -> Workspace:
         out.write("Email Address,First Name,Last Name\n")
         for i in range(count):
             out.write(f"reader{i}@example.com,名{i},王\n")
-    from mailer.importer import import_file
+    from mailer.subscribers.importer import import_file
     from mailer.store import Store
 
     workspace = Workspace(folder)
@@ -115,9 +115,9 @@ def make_workspace(folder: Path, count: int) -> Workspace:
 
 
 def mailer_send(workspace: Workspace, concurrency: int) -> tuple[float, int]:
-    from mailer.sender import run_send
+    from mailer.send.campaign import run_send
     from mailer.store import Store
-    from mailer.transports import open_transport
+    from mailer.send.transports import open_transport
 
     rendered = render_issue(workspace, workspace.issues_dir / "2024-26.md")
     transport = open_transport(workspace.settings, workspace.outbox_dir("2024-26"), concurrency)

@@ -1,6 +1,8 @@
 """mailer: newsletters from a folder of Markdown files.
 
-Pipeline: issue.py (Markdown → Issue) → compose.py (→ RenderedIssue) →
-lint.py (checks) → message.py (→ MIME bytes per recipient). build.py ties
-them to a workspace; cli.py is the command line.
+The packages are the domains: `compose` (Markdown → email, pure),
+`store` (all SQL), `subscribers` (addresses, import, export), `send`
+(messages, the engine, campaigns, transports), `feedback` (SES reports),
+`web` (preview and unsubscribe servers) and `cli`. ARCHITECTURE.md at the
+repository's root says how they depend on each other.
 """

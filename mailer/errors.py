@@ -87,6 +87,22 @@ class StatusError(StoreError, ValueError):
     """The change would undo an unsubscribe, bounce, complaint or erasure unasked."""
 
 
+class InvalidToken(MailerError, ValueError):
+    """A token that this workspace did not issue, or that was altered."""
+
+
+class PortInUse(MailerError, OSError):
+    """A server cannot listen on the port asked for: taken, or it needs privileges."""
+
+
+class NotUnderstood(MailerError, ValueError):
+    """A queue message that is not an SES notification mailer can act on; left in the queue."""
+
+
+class QueueError(MailerError):
+    """The feedback queue cannot be read or written; safe to retry once the cause is fixed."""
+
+
 class SendError(MailerError):
     """A message could not be handed to the transport; the subclass says what follows."""
 

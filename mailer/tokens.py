@@ -26,7 +26,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MailerError
+from .errors import InvalidToken, MailerError
 
 VERSION = 1
 _TAG_BYTES = 16
@@ -37,9 +37,6 @@ SECRET_ENV = "MAILER_SECRET"
 SECRET_FILE = "secret.key"
 _MIN_SECRET_BYTES = 16
 
-
-class InvalidToken(MailerError, ValueError):
-    """A token that this workspace did not issue, or that was altered."""
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def browser_page(chromium):
 @pytest.fixture
 def preview_server(workspace):
     """`mailer preview` of the workspace copy, on a free port, stopped afterwards."""
-    from mailer.preview import PreviewServer
+    from mailer.web.preview import PreviewServer
 
     with PreviewServer(workspace) as server:
         yield server

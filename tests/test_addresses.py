@@ -7,7 +7,7 @@ import random
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from mailer.addresses import clean_name, join_name, parse_address, split_name_address
+from mailer.subscribers.addresses import clean_name, join_name, parse_address, split_name_address
 from mailer.errors import AddressError
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mailer.compose import PLACEHOLDERS, Recipient, compose
+from mailer.compose.render import PLACEHOLDERS, Recipient, compose
 from mailer.errors import TemplateError
-from mailer.issue import parse_issue, read_issue
+from mailer.compose.issue import parse_issue, read_issue
 
 from .conftest import EXAMPLE_ISSUE
 

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailer.addresses import parse_address
-from mailer.feedback import NotUnderstood, parse
+from mailer.subscribers.addresses import parse_address
+from mailer.errors import NotUnderstood
+from mailer.feedback.notifications import parse
 from mailer.store import Store
 from mailer.tokens import SECRET_ENV, issue_token
 
@@ -320,7 +321,7 @@ def test_an_unsubscribe_and_a_bounce_keep_both_readers_out_of_the_next_issue(
     import re
     import threading
 
-    from mailer.unsubscribe import create_app, make_server
+    from mailer.web.unsubscribe import create_app, make_server
 
     url, publish, _ = feedback_queue
     monkeypatch.setenv(SECRET_ENV, SECRET)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from mailer import importer, store as store_module
-from mailer.addresses import parse_address
+from mailer import store as store_module
+from mailer.subscribers import importer
+from mailer.subscribers.addresses import parse_address
 from mailer.errors import AddressError
-from mailer.importer import _converter, _Columns, import_file
+from mailer.subscribers.importer import _converter, _Columns, import_file
 from mailer.store import StagedRow, Store, encode_attributes
 
 from .test_importer import *  # noqa: F401,F403  (run them all again, below)

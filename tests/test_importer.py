@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mailer.addresses import parse_address
+from mailer.subscribers.addresses import parse_address
 from mailer.errors import SubscriberFileError
-from mailer.importer import export_csv, import_file
+from mailer.subscribers.importer import export_csv, import_file
 from mailer.store import Store
 
 MAILCHIMP = (

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailer.errors import IssueError
-from mailer.issue import Block, Item, parse_issue, read_issue
+from mailer.compose.issue import Block, Item, parse_issue, read_issue
 
 from .conftest import EXAMPLE_ISSUE
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailer.compose import compose
-from mailer.issue import parse_issue, read_issue
-from mailer.lint import lint
+from mailer.compose.render import compose
+from mailer.compose.issue import parse_issue, read_issue
+from mailer.compose.lint import lint
 
 from .conftest import EXAMPLE_ISSUE
 

@@ -8,10 +8,10 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from mailer.build import render_issue, sample_recipient
-from mailer.compose import Recipient
+from mailer.compose.build import render_issue, sample_recipient
+from mailer.compose.render import Recipient
 from mailer.errors import HeaderError
-from mailer.message import MessageTemplate, new_envelope
+from mailer.send.message import MessageTemplate, new_envelope
 
 from .conftest import EXAMPLE_ISSUE
 
@@ -122,8 +122,8 @@ def test_each_message_gets_a_unique_message_id(workspace):
 def test_a_hostile_subject_stays_one_subject(workspace):
     from pathlib import Path
 
-    from mailer.compose import compose
-    from mailer.issue import parse_issue
+    from mailer.compose.render import compose
+    from mailer.compose.issue import parse_issue
 
     hostile = "=?utf-8?q?=0D=0ABcc:_victim@evil.example?= Week 26"
     issue = parse_issue(f"---\nsubject: '{hostile}'\n---\n# T\n", Path("x.md"))

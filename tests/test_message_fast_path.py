@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailer.build import render_issue
-from mailer.compose import PLACEHOLDERS, Recipient, RenderedIssue
-from mailer.message import MessageTemplate, build_message_stdlib, new_envelope
+from mailer.compose.build import render_issue
+from mailer.compose.render import PLACEHOLDERS, Recipient, RenderedIssue
+from mailer.send.message import MessageTemplate, build_message_stdlib, new_envelope
 
 from .conftest import EXAMPLE_ISSUE
 

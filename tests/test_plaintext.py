@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from mailer.plaintext import html_text, text_width, wrap
+from mailer.compose.plaintext import html_text, text_width, wrap
 
 
 def columns(text: str) -> int:

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from playwright.sync_api import expect
 
 from mailer.cli import cli
-from mailer.preview import Preview
+from mailer.web.preview import Preview
 
 TITLE = "云计算技术追踪 2024 年第二十六期"
 SUMMARY = "Singularity 是微软的全球分布式调度服务"
@@ -139,7 +139,7 @@ def test_a_template_error_names_the_template_and_line(preview_server, workspace_
 
 
 def test_a_crash_inside_the_renderer_is_shown_and_the_server_goes_on(preview_server, monkeypatch):
-    from mailer import build
+    from mailer.compose import build
 
     def crash(workspace, path):
         raise KeyError("boom")
@@ -167,7 +167,7 @@ def test_settings_changes_are_picked_up(preview_server, workspace_dir):
 
 
 def test_the_newest_issue_opens_first_and_every_issue_is_listed(workspace, workspace_dir):
-    from mailer.preview import PreviewServer
+    from mailer.web.preview import PreviewServer
 
     older = workspace_dir / "issues" / "2024-25.md"
     save(older, "# 第二十五期\n\n## 一\n\n**1.** **旧文章**\n\nhttps://example.com/a\n\n**摘要:** 旧的摘要。\n")
@@ -181,7 +181,7 @@ def test_the_newest_issue_opens_first_and_every_issue_is_listed(workspace, works
 
 
 def test_an_empty_issues_folder_waits_for_the_first_issue(workspace, workspace_dir):
-    from mailer.preview import PreviewServer
+    from mailer.web.preview import PreviewServer
 
     (workspace_dir / "issues" / "2024-26.md").unlink()
     with PreviewServer(workspace) as server:

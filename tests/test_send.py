@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from mailer.addresses import parse_address
-from mailer.build import render_issue
+from mailer.subscribers.addresses import parse_address
+from mailer.compose.build import render_issue
 from mailer.config import SesSettings, SmtpSettings
-from mailer.sender import RateLimiter, Sender, run_send
+from mailer.send.campaign import run_send
+from mailer.send.engine import RateLimiter, Sender
 from mailer.store import Store
 from mailer.tokens import verify_token
-from mailer.transports.outbox import OutboxTransport
-from mailer.transports.ses import SesTransport
-from mailer.transports.smtp import SmtpTransport
+from mailer.send.transports.outbox import OutboxTransport
+from mailer.send.transports.ses import SesTransport
+from mailer.send.transports.smtp import SmtpTransport
 
 from .conftest import EXAMPLE_ISSUE
 from .servers import SENDER, FaultyProxy, aws_env, moto_server, ses, smtp_server  # noqa: F401
@@ -52,7 +53,7 @@ def rendered(workspace):
 
 
 def sender_for(store, transport, rendered, settings, **kw) -> Sender:
-    from mailer.message import MessageTemplate
+    from mailer.send.message import MessageTemplate
 
     record = store.find_send(rendered.issue.stem) or store.begin_send(rendered.issue.stem, "h", rendered.subject)
     options = dict(send_id=record.id, secret=SECRET, rate=10_000, concurrency=4, max_failures=50,
@@ -240,7 +241,7 @@ def test_smtp_send_delivers_to_each_recipient_once(store, rendered, workspace, s
 
 
 def test_a_changed_issue_is_refused_unless_forced(store, rendered, workspace, tmp_path):
-    from mailer.compose import RenderedIssue
+    from mailer.compose.render import RenderedIssue
     from mailer.errors import MailerError
 
     fill(store, 4)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer.addresses import parse_address
+from mailer.subscribers.addresses import parse_address
 from mailer.store import Store
 
 

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from mailer import store as store_module
-from mailer.addresses import parse_address
+from mailer.subscribers.addresses import parse_address
 from mailer.errors import StatusError, StoreBusy, StoreError, SubscriberNotFound
 from mailer.store import MIGRATIONS, StagedRow, Store
 

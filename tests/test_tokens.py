@@ -9,7 +9,8 @@ import stat
 import pytest
 
 from mailer.errors import MailerError
-from mailer.tokens import TOKEN_LENGTH, InvalidToken, issue_token, load_secret, verify_token
+from mailer.errors import InvalidToken
+from mailer.tokens import TOKEN_LENGTH, issue_token, load_secret, verify_token
 
 SECRET = b"s" * 32
 

@@ -6,9 +6,9 @@ import pytest
 
 from mailer.config import SesSettings, SmtpSettings
 from mailer.errors import AccountSendError, PermanentSendError, Throttled, UnknownOutcome
-from mailer.transports.outbox import OutboxTransport
-from mailer.transports.ses import SesTransport
-from mailer.transports.smtp import SmtpTransport
+from mailer.send.transports.outbox import OutboxTransport
+from mailer.send.transports.ses import SesTransport
+from mailer.send.transports.smtp import SmtpTransport
 
 from .servers import SENDER, FaultyProxy, aws_env, moto_server, ses, smtp_server  # noqa: F401
 

@@ -10,10 +10,10 @@ from urllib.parse import quote
 
 import pytest
 
-from mailer.addresses import parse_address
+from mailer.subscribers.addresses import parse_address
 from mailer.store import Store
 from mailer.tokens import SECRET_ENV, issue_token
-from mailer.unsubscribe import create_app, make_server
+from mailer.web.unsubscribe import create_app, make_server
 
 SECRET = "s" * 32
 
@@ -220,7 +220,7 @@ def test_a_huge_body_is_refused_and_the_server_keeps_serving(server):
 
 
 def test_the_page_speaks_english_for_an_english_newsletter_with_overrides(workspace_dir, monkeypatch):
-    from mailer.unsubscribe import page_strings
+    from mailer.web.unsubscribe import page_strings
     from mailer.workspace import Workspace
 
     config = workspace_dir / "newsletter.toml"

@@ -50,9 +50,9 @@ from operator import add, itemgetter
 from pathlib import Path
 from typing import IO
 
+from ..errors import AddressError, SubscriberFileError
+from ..store import STATUSES, Store, encode_attributes, encode_tags
 from .addresses import clean_name, email_and_key, join_name, split_name_address
-from .errors import AddressError, SubscriberFileError
-from .store import STATUSES, Store, encode_attributes, encode_tags
 
 MAX_LINE = 1 << 20  # characters; a longer line is not a subscriber
 _SCAN_CHUNK = 1 << 20

@@ -27,11 +27,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
-from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
-from .errors import AddressError
+from ..errors import AddressError
 
 NAME_MAX_LENGTH = 200
 

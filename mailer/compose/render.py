@@ -25,8 +25,8 @@ import jinja2
 from mjml import mjml2html
 from premailer import Premailer
 
-from .config import Settings
-from .errors import RenderError, TemplateError
+from ..config import Settings
+from ..errors import RenderError, TemplateError
 from .issue import Issue
 from .plaintext import text_width, wrap
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .compose import Recipient, RenderedIssue, compose
-from .errors import MailerError
+from ..errors import MailerError
+from ..send.message import MessageTemplate, new_envelope
+from ..workspace import Workspace
 from .issue import read_issue
 from .lint import lint
-from .message import MessageTemplate, new_envelope
-from .workspace import Workspace
+from .render import Recipient, RenderedIssue, compose
 
 SAMPLE_ADDRESS = "reader@example.com"
 

@@ -20,15 +20,12 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from .config import SesSettings
-from .errors import MailerError
-from .feedback import QueueMessage
+from ..config import SesSettings
+from ..errors import QueueError
+from .sync import QueueMessage
 
 _REGION_IN_URL = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/")
 
-
-class QueueError(MailerError):
-    """The feedback queue cannot be read or written; safe to retry once the cause is fixed."""
 
 
 class SqsQueue:

@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import build
-from .config import CONFIG_NAME
-from .errors import IssueError, MailerError
-from .lint import GMAIL_CLIP_BYTES, lint
-from .workspace import Workspace
+from ..compose import build
+from ..compose.lint import GMAIL_CLIP_BYTES, lint
+from ..config import CONFIG_NAME
+from ..errors import IssueError, MailerError, PortInUse
+from ..workspace import Workspace
 
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.05
@@ -58,9 +58,6 @@ PAGE = "preview_page.html"
 _IGNORED_PREFIXES = (".", "#")
 _IGNORED_SUFFIXES = ("~", ".swp", ".swx", ".tmp")
 
-
-class PortInUse(MailerError, OSError):
-    """The port asked for with --port is taken by another program."""
 
 
 class Preview:
@@ -331,7 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         preview = self.server.preview
         if url.path == "/":
-            page = resources.files("mailer").joinpath(PAGE).read_bytes()
+            page = resources.files(__package__).joinpath(PAGE).read_bytes()
             self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
         elif url.path == "/api/render":
             self._json(preview.render(query.get("issue") or None))

@@ -13,8 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .compose import PLACEHOLDERS, RenderedIssue
 from .issue import Block, Fragment, Issue, Item
+from .render import PLACEHOLDERS, RenderedIssue
 
 # Gmail hides everything past 102 KB of HTML behind "[Message clipped]",
 # including the unsubscribe link in the footer.

@@ -14,13 +14,13 @@ means nobody knows.
 from __future__ import annotations
 
 import re
+
 import boto3
 import botocore.config
 import botocore.exceptions
 
-from ..config import SesSettings
-from ..sender import Quota
-from ..errors import (
+from ...config import SesSettings
+from ...errors import (
     AccountSendError,
     PermanentSendError,
     QuotaExceeded,
@@ -28,6 +28,7 @@ from ..errors import (
     Throttled,
     UnknownOutcome,
 )
+from ..quota import Quota
 
 _THROTTLE_CODES = {"TooManyRequestsException", "Throttling", "ThrottlingException"}
 _ACCOUNT_CODES = {

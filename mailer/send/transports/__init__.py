@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import Settings
+from ...config import Settings
 
 
 def open_transport(settings: Settings, outbox: Path, concurrency: int):

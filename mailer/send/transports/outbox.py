@@ -11,7 +11,7 @@ import re
 import uuid
 from pathlib import Path
 
-from ..errors import AccountSendError
+from ...errors import AccountSendError
 
 
 class OutboxTransport:

@@ -40,11 +40,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from .config import Settings
-from .errors import MailerError, StoreBusy
-from .store import Store, Subscriber
-from .tokens import InvalidToken, TokenClaims, load_secret, verify_token
-from .workspace import Workspace, find_workspace, open_workspace
+from ..config import Settings
+from ..errors import PortInUse, StoreBusy
+from ..store import Store, Subscriber
+from ..tokens import InvalidToken, TokenClaims, load_secret, verify_token
+from ..workspace import Workspace, find_workspace, open_workspace
 
 ACTOR = "unsubscribe page"
 MAX_BODY = 16 * 1024
@@ -398,9 +398,6 @@ class _Server(socketserver.ThreadingMixIn, WSGIServer):
             return
         super().handle_error(request, client_address)
 
-
-class PortInUse(MailerError, OSError):
-    """The port asked for is taken or needs privileges."""
 
 
 def make_server(app: UnsubscribeApp, host: str = "127.0.0.1", port: int = 8080) -> _Server:

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import click
 
-from . import build
-from . import sender as sending
-from .addresses import clean_name, parse_address
-from .errors import MailerError
-from .importer import export_csv, import_file
-from .lint import lint as lint_issue
-from .preview import PreviewServer, open_browser
-from .store import STATUSES, Store, default_actor
-from .tokens import load_secret
-from .transports import open_transport
-from .workspace import Workspace, find_workspace, open_workspace
+from ..compose import build
+from ..compose.lint import lint as lint_issue
+from ..errors import MailerError
+from ..send import campaign as sending
+from ..send.transports import open_transport
+from ..store import STATUSES, Store, default_actor
+from ..subscribers.addresses import clean_name, parse_address
+from ..subscribers.importer import export_csv, import_file
+from ..tokens import load_secret
+from ..web.preview import PreviewServer, open_browser
+from ..workspace import Workspace, find_workspace, open_workspace
 
 
 class _Group(click.Group):
@@ -615,7 +615,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     Example:
         mailer serve --port 8080
     """
-    from .unsubscribe import create_app, make_server
+    from ..web.unsubscribe import create_app, make_server
 
     server = make_server(create_app(_workspace(ctx).root), host, port)
     click.echo(f"Serving unsubscribes at http://{host}:{server.server_address[1]}/unsubscribe (Ctrl+C to stop)")
@@ -646,8 +646,8 @@ def sync(ctx: click.Context, queue_url: str | None, watch: bool) -> None:
     Example:
         mailer sync --queue-url https://sqs.eu-west-1.amazonaws.com/123456789012/ses-feedback
     """
-    from .feedback import sync as run_sync
-    from .queue import SqsQueue
+    from ..feedback.sqs import SqsQueue
+    from ..feedback.sync import sync as run_sync
 
     workspace = _workspace(ctx)
     settings = workspace.settings

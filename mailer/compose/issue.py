@@ -30,7 +30,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markupsafe import Markup
 
-from .errors import IssueError
+from ..errors import IssueError
 from .plaintext import blocks_text, inline_text
 
 _md = MarkdownIt("commonmark", {"html": True, "linkify": True, "typographer": False})

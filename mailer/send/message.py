@@ -21,17 +21,21 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import format_datetime, formatdate
-
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.utils import format_datetime, formatdate
 from html import escape
 from urllib.parse import parse_qs, quote, urlsplit
 
-from .compose import PLACEHOLDER_KEYS, PLACEHOLDER_PATTERN, Recipient, RenderedIssue
-from .config import Settings
-from .errors import HeaderError
+from ..compose.render import (
+    PLACEHOLDER_KEYS,
+    PLACEHOLDER_PATTERN,
+    Recipient,
+    RenderedIssue,
+)
+from ..config import Settings
+from ..errors import HeaderError
 
 CRLF = "\r\n"
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")

@@ -15,8 +15,14 @@ import socket
 import ssl
 import threading
 
-from ..config import SmtpSettings
-from ..errors import AccountSendError, PermanentSendError, RetryableSendError, Throttled, UnknownOutcome
+from ...config import SmtpSettings
+from ...errors import (
+    AccountSendError,
+    PermanentSendError,
+    RetryableSendError,
+    Throttled,
+    UnknownOutcome,
+)
 
 # Answers that mean "slow down" rather than "not now".
 _THROTTLE = {421, 450, 451, 454}

@@ -33,8 +33,8 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import NamedTuple
 
-from .addresses import Address
-from .errors import StatusError, StoreBusy, StoreError, SubscriberNotFound
+from ..errors import StatusError, StoreBusy, StoreError, SubscriberNotFound
+from ..subscribers.addresses import Address
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 STICKY = frozenset(STATUSES[1:])
@@ -622,7 +622,7 @@ class Store:
         Whoever left the list since the send began (unsubscribed, bounced,
         complained, erased) is suppressed here instead, right before their turn.
         """
-        from .sender import Delivery
+        from ..send.engine import Delivery
 
         when = now()
         claimed: list[Delivery] = []

@@ -1,0 +1,184 @@
+"""A send of an issue: plan it, hold the workspace's send lock, run it, report.
+
+The engine (`mailer.send.engine`) knows deliveries and transports; this
+module knows issues: it fixes the recipient list in the ledger when a send
+begins, refuses to go on when the issue changed since, and turns a run into
+the report the command line prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import signal
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..compose.render import Recipient
+from ..errors import MailerError
+from ..store import SendCounts
+from ..tokens import issue_token, unsubscribe_url
+from .engine import Progress, RunResult, Sender, Transport
+from .message import MessageTemplate, new_envelope
+from .quota import Quota
+
+DEFAULT_RATE = 10.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `send-issue` is about to do, shown before it asks."""
+
+    issue: str
+    subject: str
+    recipients: int
+    suppressed: int
+    transport: str
+    rate: float
+    quota_left: float
+    changed: bool
+    counts: SendCounts | None  # the ledger so far, when resuming
+
+    @property
+    def resuming(self) -> bool:
+        return self.counts is not None
+
+    @property
+    def estimate_seconds(self) -> float:
+        return self.recipients / self.rate
+
+
+def content_hash(rendered) -> str:
+    """What must not change during a send: the subject and both parts as rendered."""
+    digest = hashlib.sha256()
+    for part in (rendered.subject, rendered.html, rendered.text):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def refuse_changed(stem: str) -> MailerError:
+    """The error for an issue edited after its send began."""
+    return MailerError(
+        f"{stem} changed since its send began; the rest of the list would get another text",
+        hint="pass --force to send the new version to those not yet sent")
+
+
+def choose_rate(option: float | None, settings, quota: Quota | None) -> float:
+    """--rate, else [transport] rate, else the provider's MaxSendRate, else 10 a second."""
+    for rate in (option, settings.transport.rate, quota.max_rate if quota else None):
+        if rate:
+            return float(rate)
+    return DEFAULT_RATE
+
+
+def make_plan(store, transport: Transport, rendered, settings, rate_option: float | None,
+              retry_unknown: bool = False) -> Plan:
+    """The plan for sending `rendered`, fresh or resumed; writes nothing."""
+    quota = transport.quota()
+    rate = choose_rate(rate_option, settings, quota)
+    quota_left = quota.remaining if quota else float("inf")
+    stem = rendered.issue.stem
+    record = store.find_send(stem)
+    if record is None:
+        counts = store.counts()
+        suppressed = sum(counts[s] for s in ("unsubscribed", "bounced", "complained"))
+        return Plan(stem, rendered.subject, counts["active"], suppressed, transport.describe(), rate,
+                    quota_left, False, None)
+    counts = store.send_counts(record.id)
+    recipients = counts.open + (counts["unknown"] if retry_unknown else 0)
+    return Plan(stem, rendered.subject, recipients, counts["suppressed"], transport.describe(), rate,
+                quota_left, record.content_hash != content_hash(rendered), counts)
+
+
+@dataclass
+class SendReport:
+    """How a send-issue run ended."""
+
+    counts: SendCounts
+    run: RunResult
+    interrupted_before: int = 0
+
+
+@contextmanager
+def send_lock(path: Path):
+    """One send at a time per workspace: the lock goes with the process, even on a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MailerError("another send is running in this workspace",
+                              hint="wait for it, or stop it with Ctrl-C") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_send(
+    store,
+    transport: Transport,
+    rendered,
+    settings,
+    *,
+    secret: bytes,
+    rate: float,
+    concurrency: int,
+    quota_left: float,
+    retry_unknown: bool = False,
+    force: bool = False,
+    on_progress: Callable[[Progress], None] = lambda progress: None,
+) -> SendReport:
+    """Start or resume the send of `rendered` and run it until done or stopped."""
+    stem = rendered.issue.stem
+    digest = content_hash(rendered)
+    record = store.find_send(stem)
+    interrupted = 0
+    if record is None:
+        record = store.begin_send(stem, digest, rendered.subject)
+    else:
+        if record.content_hash != digest and not force:
+            raise refuse_changed(stem)
+        interrupted = store.resume_send(record, retry_unknown=retry_unknown, content_hash=digest)
+    template = MessageTemplate(rendered, settings)
+    sender = Sender(
+        store, transport, template, send_id=record.id, secret=secret, rate=rate,
+        concurrency=concurrency, max_failures=settings.transport.max_failures,
+        quota_left=quota_left, on_progress=on_progress,
+    )
+    with _ctrl_c_stops(sender):
+        result = sender.run()
+    store.finish_send(record.id)
+    return SendReport(store.send_counts(record.id), result, interrupted)
+
+
+@contextmanager
+def _ctrl_c_stops(sender: Sender):
+    """The first Ctrl-C lets the messages in flight finish and be recorded; a second one
+    interrupts at once (their rows then show as unknown on the next run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def first(signum, frame):
+        signal.signal(signal.SIGINT, previous)
+        sender.request_stop()
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def send_test(transport: Transport, rendered, settings, address: str, secret: bytes) -> str:
+    """One message to `address`, outside the ledger; its unsubscribe link names nobody."""
+    template = MessageTemplate(rendered, settings, campaign=f"{rendered.issue.stem}-test")
+    url = unsubscribe_url(settings.unsubscribe.url, issue_token(secret, 0, 0))
+    raw = template.build(Recipient(address, "", url), new_envelope(settings))
+    return transport.send(raw, settings.sender.address, address)

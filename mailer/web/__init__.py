@@ -1,0 +1,1 @@
+"""The web pages mailer serves: the preview while writing, the unsubscribe page."""
