@@ -121,7 +121,7 @@ def _import(
     columns = header_columns(header, shown, header_line)
     report = ImportReport(
         path=shown, encoding=encoding_label, delimiter=DELIMITERS[delimiter], kind=columns.kind,
-        dry_run=dry_run,
+        dry_run=dry_run, resubscribe=resubscribe, rejects=rejects,
     )
     convert = _converter(columns, f"import of {Path(shown).name}", tags)
     batches = _batches(

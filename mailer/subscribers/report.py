@@ -1,4 +1,10 @@
-"""What an import did, row by row, for people and for `--json`."""
+"""What an import did, row by row, for people and for `--json`.
+
+The report holds every count and every rejected row's line and reason, and
+what the import was asked to do where that changes what a person should be
+told (a dry run, a rejects file, `--resubscribe`), so that the command only
+words it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,11 @@ import io
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+
+# What became of each data row, in the order a report lists them; every
+# row ends as exactly one of these.
+OUTCOMES = ("imported", "updated", "unchanged", "skipped", "merged", "rejected")
 
 
 @dataclass(frozen=True)
@@ -43,7 +54,12 @@ class RejectionLog:
 
 @dataclass
 class ImportReport:
-    """What an import did; `rows` is the sum of the six counts."""
+    """What an import did; `rows` is the sum of the six counts (see `OUTCOMES`).
+
+    `resubscribe` and `rejects` are what the import was asked for: whether
+    sticky statuses were overridden, and where rejected rows were to be
+    written (None if nowhere).
+    """
 
     path: str
     encoding: str
@@ -56,6 +72,8 @@ class ImportReport:
     skipped: int = 0
     merged: int = 0
     rejections: RejectionLog = field(default_factory=RejectionLog)
+    resubscribe: bool = False
+    rejects: Path | None = None
 
     @property
     def rejected(self) -> int:
@@ -66,12 +84,32 @@ class ImportReport:
         return (self.imported + self.updated + self.unchanged + self.skipped + self.merged
                 + self.rejected)
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Each outcome and its count, in the order of `OUTCOMES`."""
+        return {outcome: getattr(self, outcome) for outcome in OUTCOMES}
+
+    @property
+    def rejects_written(self) -> Path | None:
+        """The rejects file, if rejected rows were written to it.
+
+        One is written (with its header line) whenever it was asked for, but
+        it only holds something to fix when rows were rejected.
+        """
+        return self.rejects if self.rejects is not None and self.rejected else None
+
+    @property
+    def skipped_without_resubscribe(self) -> bool:
+        """Whether rows were skipped for a sticky status without `resubscribe`:
+        importing again with it makes those people active (never an erased
+        address, though)."""
+        return bool(self.skipped) and not self.resubscribe
+
     def as_dict(self) -> dict:
         """The report as JSON-ready data (`mailer subscribers import --json`)."""
         return {
             "file": self.path, "encoding": self.encoding, "delimiter": self.delimiter,
             "format": self.kind, "dry_run": self.dry_run, "rows": self.rows,
-            "imported": self.imported, "updated": self.updated, "unchanged": self.unchanged,
-            "skipped": self.skipped, "merged": self.merged, "rejected": self.rejected,
+            **self.counts,
             "rejected_rows": [{"line": r.line, "reason": r.reason} for r in self.rejections],
         }
