@@ -40,8 +40,18 @@ def current_workspace() -> Workspace:
 
 
 def open_store() -> Store:
-    """The workspace's subscriber store, made on first use."""
+    """The workspace's subscriber store, made on first use: for commands that write."""
     return Store.open(current_workspace().store_path)
+
+
+def reading_store() -> Store:
+    """The workspace's subscriber store, for commands that only read.
+
+    Where there is none yet, an empty one in memory answers instead: looking
+    at a list must not create one (nor its -wal and -shm files).
+    """
+    path = current_workspace().store_path
+    return Store.open(path if path.exists() else Path(":memory:"))
 
 
 def echo_json(data, *, indent: int | None = 2) -> None:

@@ -18,7 +18,7 @@ from ..send.transports import open_transport
 from ..store import SendCounts, Store
 from ..subscribers.addresses import parse_address
 from ..tokens import load_secret
-from .options import current_workspace, echo_json, json_option, open_store, yes_option
+from .options import current_workspace, echo_json, json_option, reading_store, yes_option
 
 
 @click.command("send-issue")
@@ -183,7 +183,7 @@ def status(issue: str | None, as_json: bool) -> None:
         mailer status 2024-26 --json
     """
     stem = Path(issue).stem if issue else None
-    with open_store() as store:
+    with reading_store() as store:
         report = sends_status(store, stem)
     if as_json:
         echo_json([s.as_dict() for s in report] if stem is None else report[0].as_dict())

@@ -14,7 +14,7 @@ from ..errors import MailerError
 from ..store import STATUSES, default_actor
 from ..subscribers.addresses import clean_name, parse_address
 from ..subscribers.importer import export_csv, import_file
-from .options import echo_json, json_option, open_store, yes_option
+from .options import echo_json, json_option, open_store, reading_store, yes_option
 
 
 @click.group()
@@ -195,7 +195,7 @@ def list_(status: str, tag: str | None, as_json: bool) -> None:
     Example:
         mailer subscribers list --status unsubscribed | wc -l
     """
-    with open_store() as store:
+    with reading_store() as store:
         found = store.subscribers(status=None if status == "all" else status, tag=tag)
         if not as_json:
             for subscriber in found:
@@ -222,7 +222,7 @@ def export(file: Path | None) -> None:
     Example:
         mailer subscribers export backup.csv
     """
-    with open_store() as store:
+    with reading_store() as store:
         if file is None:
             export_csv(store, sys.stdout)
             return
@@ -246,7 +246,7 @@ def stats(as_json: bool) -> None:
     Example:
         mailer subscribers stats
     """
-    with open_store() as store:
+    with reading_store() as store:
         counts = store.counts()
     if as_json:
         echo_json(counts, indent=None)
@@ -266,7 +266,7 @@ def show(email: str) -> None:
         mailer subscribers show ann@example.com
     """
     address = parse_address(email)
-    with open_store() as store:
+    with reading_store() as store:
         subscriber = store.require(address)
         history = store.history(subscriber)
     for key, value in subscriber.as_dict().items():
