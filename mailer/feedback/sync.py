@@ -47,6 +47,16 @@ class SyncReport:
     changes: Counter = field(default_factory=Counter)
     kept: list[tuple[str, str]] = field(default_factory=list)
 
+    @property
+    def duplicates(self) -> int:
+        """Items applied by an earlier run: SQS delivers a message more than once."""
+        return self.outcomes["duplicate"]
+
+    @property
+    def about_nobody(self) -> int:
+        """Items about an address that is not on the list."""
+        return self.outcomes["nobody"]
+
 
 def sync(store: Store, queue: Queue, secret: bytes, *, transient_limit: int, actor: str,
          watch: bool = False, stop: threading.Event | None = None,
