@@ -13,7 +13,9 @@ import click
 from ..errors import MailerError
 from ..store import STATUSES, default_actor
 from ..subscribers.addresses import clean_name, parse_address
-from ..subscribers.importer import export_csv, import_file
+from ..subscribers.export import export_csv
+from ..subscribers.importer import import_file
+from ..subscribers.report import ImportReport
 from .options import echo_json, json_option, open_store, reading_store, yes_option
 
 
@@ -69,7 +71,7 @@ def import_(file: str, dry_run: bool, tags: tuple[str, ...], rejects: Path | Non
     if as_json:
         echo_json(report.as_dict())
     else:
-        _print_import(report, dry_run=dry_run, rejects=rejects, resubscribe=resubscribe)
+        _print_import(report)
 
 
 @contextmanager
@@ -93,29 +95,32 @@ def _reading_progress(shown: bool) -> Iterator[Callable[[int, int], None]]:
             bar.__exit__(None, None, None)
 
 
-def _print_import(report, *, dry_run: bool, rejects: Path | None, resubscribe: bool) -> None:
+# What each outcome of an import means, as the report's table words it.
+_OUTCOME_MEANINGS = {
+    "imported": "new subscribers",
+    "updated": "existing subscribers changed",
+    "unchanged": "already as in the file",
+    "skipped": "unsubscribed, bounced, complained or erased: left as they are",
+    "merged": "repeated an address from an earlier row",
+}
+
+
+def _print_import(report: ImportReport) -> None:
     click.echo(
-        f"{'Checked' if dry_run else 'Imported'} {report.path} ({report.encoding}, "
+        f"{'Checked' if report.dry_run else 'Imported'} {report.path} ({report.encoding}, "
         f"{report.delimiter}-separated, {report.kind}): {report.rows} rows"
     )
-    for label, count, meaning in (
-        ("imported", report.imported, "new subscribers"),
-        ("updated", report.updated, "existing subscribers changed"),
-        ("unchanged", report.unchanged, "already as in the file"),
-        ("skipped", report.skipped,
-         "unsubscribed, bounced, complained or erased: left as they are"),
-        ("merged", report.merged, "repeated an address from an earlier row"),
-        ("rejected", report.rejected, "listed below" if report.rejected else ""),
-    ):
+    for label, count in report.counts.items():
+        meaning = _OUTCOME_MEANINGS.get(label, "listed below" if count else "")
         click.echo(f"  {label:<10}{count:>8}  {meaning}".rstrip())
     for rejection in report.rejections:
         click.echo(f"line {rejection.line}: {rejection.reason}")
-    if rejects is not None and report.rejected:
-        click.echo(f"Rejected rows written to {rejects}")
-    if report.skipped and not resubscribe:
+    if report.rejects_written:
+        click.echo(f"Rejected rows written to {report.rejects_written}")
+    if report.skipped_without_resubscribe:
         click.echo("Skipped people stay as they are; --resubscribe makes them active "
                    "(erased addresses are never re-imported).")
-    if dry_run:
+    if report.dry_run:
         click.echo("Dry run: nothing was saved.")
 
 
