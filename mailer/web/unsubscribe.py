@@ -31,7 +31,6 @@ import email.policy
 import hashlib
 import os
 import re
-import socketserver
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -41,10 +40,11 @@ from urllib.parse import parse_qs, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from ..config import Settings
-from ..errors import PortInUse, StoreBusy
+from ..errors import StoreBusy
 from ..store import Store, Subscriber
 from ..tokens import InvalidToken, TokenClaims, load_secret, verify_token
 from ..workspace import Workspace, find_workspace, open_workspace
+from .server import QuietServer
 
 ACTOR = "unsubscribe page"
 MAX_BODY = 16 * 1024
@@ -388,24 +388,12 @@ def _redact(line: str) -> str:
     return re.sub(r"([?&]t=)[^&\s\"]*", r"\1…", line)
 
 
-class _Server(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
+class _Server(QuietServer, WSGIServer):
+    """The threaded wsgiref server; what it says of a port it cannot bind is the default."""
 
 
 def make_server(app: UnsubscribeApp, host: str = "127.0.0.1", port: int = 8080) -> _Server:
     """A threaded wsgiref server for `app`, bound but not yet serving."""
-    try:
-        server = _Server((host, port), _Handler)
-    except OSError as exc:
-        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                        hint="pick another --port or --host") from None
+    server = _Server((host, port), _Handler)
     server.set_app(app)
     return server
