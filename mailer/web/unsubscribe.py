@@ -221,35 +221,41 @@ class UnsubscribeApp:
             return self._page(405, "error"), [("Allow", "GET, HEAD, POST")]
         query = _form(environ.get("QUERY_STRING", ""))
         if method == "POST":
-            return self._post(environ, query)
-        token = _single(query.get("t"))
+            fields = self._read_body(environ)
+            if isinstance(fields, _Page):
+                return fields, []
+            # The token may be in the URL, the body or both: the same one twice is one, two are none.
+            token = _single(list({*query.get("t", []), *fields.get("t", [])}))
+        else:
+            fields = None
+            token = _single(query.get("t"))
         claims = self._verify(token)
         if claims is None:
             return self._page(400, "invalid"), []
         if claims.subscriber_id == 0:
             return self._page(200, "test"), []
-        with Store.open(self.store_path) as store:
-            subscriber = store.subscriber_by_id(claims.subscriber_id)
-        return self._status_page(subscriber, token, confirm=True), []
+        if fields is None:
+            with Store.open(self.store_path) as store:
+                subscriber = store.subscriber_by_id(claims.subscriber_id)
+            return self._status_page(subscriber, token, confirm=True), []
+        return self._change(claims, token, fields), []
 
-    def _post(self, environ: dict, query: dict[str, list[str]]) -> tuple[_Page, list[tuple[str, str]]]:
+    def _read_body(self, environ: dict) -> dict[str, list[str]] | _Page:
+        """The fields of a POST body, or the page refusing a body too big or of an unknown kind."""
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return self._page(400, "invalid"), []
+            return self._page(400, "invalid")
         if length > MAX_BODY or length < 0:
-            return self._page(413, "invalid"), []
+            return self._page(413, "invalid")
         body = environ["wsgi.input"].read(length) if length else b""
         fields = _post_fields(environ.get("CONTENT_TYPE", ""), body)
         if fields is None:
-            return self._page(415, "invalid"), []
-        tokens = {*query.get("t", []), *fields.get("t", [])}
-        token = _single(list(tokens))
-        claims = self._verify(token)
-        if claims is None:
-            return self._page(400, "invalid"), []
-        if claims.subscriber_id == 0:
-            return self._page(200, "test"), []
+            return self._page(415, "invalid")
+        return fields
+
+    def _change(self, claims: TokenClaims, token: str, fields: dict[str, list[str]]) -> _Page:
+        """Unsubscribe, or resubscribe from the undo button, the subscriber `claims` names."""
         one_click = "One-Click" in fields.get("List-Unsubscribe", [])
         action = _single(fields.get("action")) or "unsubscribe"
         with Store.open(self.store_path) as store:
@@ -259,17 +265,15 @@ class UnsubscribeApp:
                 changed, subscriber = store.resubscribe_by_id(
                     claims.subscriber_id, reason=f"button on the unsubscribe page{issue}", actor=ACTOR)
                 if changed:
-                    return self._page(200, "resubscribed", email=subscriber.email), []
-                return self._status_page(subscriber, token, confirm=False), []
+                    return self._page(200, "resubscribed", email=subscriber.email)
+                return self._status_page(subscriber, token, confirm=False)
             how = "one-click unsubscribe (List-Unsubscribe-Post)" if one_click else "unsubscribe page"
             changed, subscriber = store.unsubscribe_by_id(
                 claims.subscriber_id, claims.send_id, reason=f"{how}{issue}", actor=ACTOR)
-        if subscriber is None:
-            return self._page(200, "gone"), []
-        if changed or subscriber.status == "unsubscribed":
+        if subscriber is not None and (changed or subscriber.status == "unsubscribed"):
             return self._page(200, "done", email=subscriber.email, undo=True,
-                              forms=[("resubscribe", "resubscribe_button", token)]), []
-        return self._status_page(subscriber, token, confirm=False), []
+                              forms=[("resubscribe", "resubscribe_button", token)])
+        return self._status_page(subscriber, token, confirm=False)
 
     def _verify(self, token: str | None) -> TokenClaims | None:
         if token is None:
