@@ -27,6 +27,7 @@ from premailer import Premailer
 
 from ..config import Settings
 from ..errors import RenderError, TemplateError
+from ..language import words_for
 from .issue import Issue
 from .plaintext import text_width, wrap
 
@@ -66,11 +67,7 @@ STRINGS = {
 
 def template_strings(settings: Settings) -> dict[str, str]:
     """The default templates' own words in the newsletter's language."""
-    language = settings.newsletter.language.split("-")[0].lower()
-    strings = dict(STRINGS.get(language, STRINGS["en"]))
-    overrides = settings.vars.get("strings", {})
-    if isinstance(overrides, dict):
-        strings.update({str(k): str(v) for k, v in overrides.items()})
+    strings = words_for(settings, STRINGS, "strings", new_words=True)
     return {k: v.replace("{name}", settings.newsletter.name) for k, v in strings.items()}
 
 

@@ -41,6 +41,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from ..config import Settings
 from ..errors import StoreBusy
+from ..language import words_for
 from ..store import Store, Subscriber
 from ..tokens import InvalidToken, TokenClaims, load_secret, verify_token
 from ..workspace import Workspace, find_workspace, open_workspace
@@ -160,12 +161,7 @@ _STATUS_LINES = {
 
 def page_strings(settings: Settings) -> dict[str, str]:
     """The page's words in the newsletter's language, with the workspace's overrides."""
-    language = settings.newsletter.language.split("-")[0].lower()
-    strings = dict(STRINGS.get(language, STRINGS["en"]))
-    overrides = settings.vars.get("unsubscribe_page", {})
-    if isinstance(overrides, dict):
-        strings.update({str(k): str(v) for k, v in overrides.items() if k in strings})
-    return strings
+    return words_for(settings, STRINGS, "unsubscribe_page")
 
 
 class _Page:
