@@ -79,6 +79,15 @@ class Recipient:
     name: str
     unsubscribe_url: str
 
+    def values(self, default_name: str = "") -> dict[str, str]:
+        """What each placeholder becomes for this recipient, by the key of `PLACEHOLDERS`.
+
+        A subscriber without a name is greeted with the newsletter's
+        ``default_name`` in the body only; the To header carries just the name it has.
+        """
+        return {"unsubscribe_url": self.unsubscribe_url, "name": self.name or default_name,
+                "email": self.email}
+
 
 @dataclass(frozen=True)
 class RenderedIssue:
@@ -92,11 +101,7 @@ class RenderedIssue:
 
     def personalize(self, recipient: Recipient, default_name: str = "") -> tuple[str, str]:
         """The HTML and text parts for one recipient."""
-        values = {
-            "unsubscribe_url": recipient.unsubscribe_url,
-            "name": recipient.name or default_name,
-            "email": recipient.email,
-        }
+        values = recipient.values(default_name)
         # One pass each: a value that itself looks like a placeholder (a
         # subscriber named "%%EMAIL%%") stays what the subscriber typed.
         html = PLACEHOLDER_PATTERN.sub(lambda m: escape(values[PLACEHOLDER_KEYS[m.group()]]), self.html)
