@@ -4,7 +4,10 @@ Jinja2 renders ``newsletter.mjml.j2`` to MJML, mjml-python turns that into
 HTML, and premailer inlines the CSS; ``newsletter.txt.j2`` renders the
 plain-text part from the same model. The result is built once per send: the
 parts that differ per recipient (unsubscribe URL, name, address) are
-placeholders, filled by `RenderedIssue.personalize` for each message.
+placeholders, filled with `Recipient.values` for each message: by
+`mailer.send.message` in the already encoded parts when sending, and by
+`RenderedIssue.personalize` for the preview, `mailer render` and the
+reference build.
 
 Everything here is pure: same files in, same bytes out.
 """
