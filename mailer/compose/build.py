@@ -1,7 +1,7 @@
 """Building an issue of a workspace: read, compose, and write its files.
 
 The one place that ties the pure stages to the file system, shared by
-`mailer render`, `mailer lint`, the preview and the sender, so that each of
+`mailer render`, `mailer lint`, the preview and the send, so that each of
 them sees exactly the same email.
 """
 

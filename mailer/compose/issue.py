@@ -21,7 +21,6 @@ import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Union
 
@@ -31,7 +30,8 @@ from markdown_it.token import Token
 from markupsafe import Markup
 
 from ..errors import IssueError
-from .plaintext import blocks_text, inline_text
+from .plaintext import blocks_text, closing, inline_text
+from .rawhtml import balanced_end, raw_references
 
 _md = MarkdownIt("commonmark", {"html": True, "linkify": True, "typographer": False})
 _md.enable(["table", "strikethrough", "linkify"])
@@ -292,7 +292,7 @@ class _Parser:
 
     def _top_level(self, i: int) -> int:
         token = self.tokens[i]
-        end = _closing(self.tokens, i)
+        end = closing(self.tokens, i)
         if token.type == "heading_open" and token.tag == "h1" and self.title is None:
             self.title = self._inline_fragment(self.tokens[i + 1].children or [])
             return end + 1
@@ -306,7 +306,7 @@ class _Parser:
             return end + 1
         if token.type == "paragraph_open" and self._paragraph(i):
             return end + 1
-        end = self._balanced_end(i, end)
+        end = balanced_end(self.tokens, i, end, self.path, self.line)
         self._add(Block(self._fragment(i, end + 1), self.line(token)))
         return end + 1
 
@@ -386,27 +386,6 @@ class _Parser:
         html = _md.renderer.renderInline(children, _md.options, {})
         return Fragment(Markup(html.strip()), inline_text(children).strip())
 
-    def _balanced_end(self, i: int, end: int) -> int:
-        """Extend a block whose raw HTML opens tags to where they close again.
-
-        Markdown ends an HTML block at a blank line, so ``<div>`` … Markdown …
-        ``</div>`` arrives as three blocks; they must stay one, or the email's
-        layout around them breaks.
-        """
-        depth = _HTMLBalance(self.path)
-        j = i
-        while True:
-            depth.add(self.tokens[j:end + 1], self.line(self.tokens[j]))
-            if depth.balanced or end + 1 >= len(self.tokens):
-                break
-            nxt = self.tokens[end + 1]
-            if nxt.type == "heading_open" and nxt.tag in ("h1", "h2"):
-                break
-            j = end + 1
-            end = _closing(self.tokens, j)
-        depth.check()
-        return end
-
     def _collect_references(self) -> None:
         for token in self.tokens:
             line = self.line(token)
@@ -421,19 +400,9 @@ class _Parser:
                     self._html_references(child.content, line)
 
     def _html_references(self, html: str, line: int) -> None:
-        finder = _References()
-        finder.feed(html)
-        self.links.extend(Link(href, line) for href in finder.links)
-        self.images.extend(Image(src, alt, line) for src, alt in finder.images)
-
-
-def _closing(tokens: list[Token], i: int) -> int:
-    depth = 0
-    for j in range(i, len(tokens)):
-        depth += tokens[j].nesting
-        if depth == 0:
-            return j
-    return len(tokens) - 1
+        hrefs, images = raw_references(html)
+        self.links.extend(Link(href, line) for href in hrefs)
+        self.images.extend(Image(src, alt, line) for src, alt in images)
 
 
 def _significant(children: list[Token]) -> list[Token]:
@@ -525,89 +494,3 @@ def _summary(children: list[Token]) -> tuple[str, list[Token]] | None:
             first = _with_content(sig[0], sig[0].content[label.end():])
             return label.group(1), [first, *children[children.index(sig[0]) + 1:]]
     return None
-
-
-_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
-         "source", "track", "wbr"}
-# Tags whose end tag HTML lets authors leave out.
-_OPTIONAL_END = {"p", "li", "dt", "dd", "tr", "td", "th", "thead", "tbody", "tfoot",
-                 "option", "colgroup", "caption", "html", "head", "body"}
-
-
-class _HTMLBalance(HTMLParser):
-    """Tracks raw HTML tags opened and closed across consecutive blocks."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(convert_charrefs=True)
-        self.path = path
-        self.open: list[tuple[str, int]] = []
-        self.first_line = 1
-
-    @property
-    def balanced(self) -> bool:
-        return not self.open
-
-    def add(self, tokens: list[Token], line: int) -> None:
-        """Scan the raw HTML in one top-level block starting on `line`."""
-        for token in tokens:
-            if token.type == "html_block":
-                self._scan(token.content, line)
-            for child in token.children or []:
-                if child.type == "html_inline":
-                    self._scan(child.content, line)
-
-    def _scan(self, html: str, line: int) -> None:
-        self.reset()
-        self.first_line = line
-        self.feed(html)
-        self.close()
-
-    def _line(self) -> int:
-        return self.first_line + self.getpos()[0] - 1
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag not in _VOID and tag not in _OPTIONAL_END:
-            self.open.append((tag, self._line()))
-
-    def handle_startendtag(self, tag: str, attrs: list) -> None:
-        """A self-closed tag opens nothing."""
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _VOID or tag in _OPTIONAL_END:
-            return
-        if all(opened != tag for opened, _ in self.open):
-            raise IssueError(
-                f"raw HTML closes <{tag}> that was never opened", path=self.path,
-                line=self._line(), hint=f"remove the stray </{tag}>",
-            )
-        opened, line = self.open.pop()
-        if opened != tag:
-            raise IssueError(
-                f"raw HTML <{opened}> is not closed before </{tag}>", path=self.path,
-                line=line, hint=f"add </{opened}>",
-            )
-
-    def check(self) -> None:
-        if self.open:
-            tag, line = self.open[0]
-            raise IssueError(
-                f"raw HTML <{tag}> is never closed", path=self.path, line=line,
-                hint=f"add </{tag}> before the next section",
-            )
-
-
-class _References(HTMLParser):
-    """Links and images in a piece of raw HTML."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.links: list[str] = []
-        self.images: list[tuple[str, str | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "a" and values.get("href") is not None:
-            self.links.append(values["href"] or "")
-        elif tag == "img":
-            alt = values.get("alt", None) if "alt" in values else None
-            self.images.append((values.get("src") or "", alt))

@@ -249,8 +249,8 @@ def blocks_text(tokens: list[Token]) -> str:
     return "\n\n".join(blocks)
 
 
-def _closing(tokens: list[Token], i: int) -> int:
-    """Index of the token closing the one opened at `i`."""
+def closing(tokens: list[Token], i: int) -> int:
+    """Index of the token closing the block opened at `i` (the last token if none does)."""
     depth = 0
     for j in range(i, len(tokens)):
         depth += tokens[j].nesting
@@ -270,7 +270,7 @@ def _block(tokens: list[Token], i: int) -> tuple[str, int]:
     tok = tokens[i]
     kind = tok.type
     if kind in ("paragraph_open", "heading_open"):
-        end = _closing(tokens, i)
+        end = closing(tokens, i)
         inner = tokens[i + 1]
         return (inline_text(inner.children or []) if inner.type == "inline" else ""), end + 1
     if kind in ("fence", "code_block"):
@@ -283,12 +283,12 @@ def _block(tokens: list[Token], i: int) -> tuple[str, int]:
     if kind == "inline":
         return inline_text(tok.children or []), i + 1
     if kind in ("bullet_list_open", "ordered_list_open"):
-        end = _closing(tokens, i)
+        end = closing(tokens, i)
         number = int(tok.attrs.get("start", 1) or 1)
         items: list[str] = []
         j = i + 1
         while j < end:
-            item_end = _closing(tokens, j)
+            item_end = closing(tokens, j)
             marker = f"{number}. " if kind == "ordered_list_open" else "- "
             # List items stay compact: their paragraphs join without blank lines.
             body = blocks_text(tokens[j + 1:item_end]).replace("\n\n", "\n")
@@ -297,11 +297,11 @@ def _block(tokens: list[Token], i: int) -> tuple[str, int]:
             j = item_end + 1
         return "\n".join(items), end + 1
     if kind == "blockquote_open":
-        end = _closing(tokens, i)
+        end = closing(tokens, i)
         body = blocks_text(tokens[i + 1:end])
         return "\n".join("> " + line if line else ">" for line in body.split("\n")), end + 1
     if kind == "table_open":
-        end = _closing(tokens, i)
+        end = closing(tokens, i)
         rows: list[str] = []
         cells: list[str] = []
         for t in tokens[i:end]:
@@ -312,7 +312,7 @@ def _block(tokens: list[Token], i: int) -> tuple[str, int]:
                 cells = []
         return "\n".join(rows), end + 1
     if tok.nesting == 1:
-        end = _closing(tokens, i)
+        end = closing(tokens, i)
         return blocks_text(tokens[i + 1:end]), end + 1
     return "", i + 1
 

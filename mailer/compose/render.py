@@ -4,7 +4,10 @@ Jinja2 renders ``newsletter.mjml.j2`` to MJML, mjml-python turns that into
 HTML, and premailer inlines the CSS; ``newsletter.txt.j2`` renders the
 plain-text part from the same model. The result is built once per send: the
 parts that differ per recipient (unsubscribe URL, name, address) are
-placeholders, filled by `RenderedIssue.personalize` for each message.
+placeholders, filled with `Recipient.values` for each message: by
+`mailer.send.message` in the already encoded parts when sending, and by
+`RenderedIssue.personalize` for the preview, `mailer render` and the
+reference build.
 
 Everything here is pure: same files in, same bytes out.
 """
@@ -27,6 +30,7 @@ from premailer import Premailer
 
 from ..config import Settings
 from ..errors import RenderError, TemplateError
+from ..language import words_for
 from .issue import Issue
 from .plaintext import text_width, wrap
 
@@ -66,11 +70,7 @@ STRINGS = {
 
 def template_strings(settings: Settings) -> dict[str, str]:
     """The default templates' own words in the newsletter's language."""
-    language = settings.newsletter.language.split("-")[0].lower()
-    strings = dict(STRINGS.get(language, STRINGS["en"]))
-    overrides = settings.vars.get("strings", {})
-    if isinstance(overrides, dict):
-        strings.update({str(k): str(v) for k, v in overrides.items()})
+    strings = words_for(settings, STRINGS, "strings", new_words=True)
     return {k: v.replace("{name}", settings.newsletter.name) for k, v in strings.items()}
 
 
@@ -81,6 +81,15 @@ class Recipient:
     email: str
     name: str
     unsubscribe_url: str
+
+    def values(self, default_name: str = "") -> dict[str, str]:
+        """What each placeholder becomes for this recipient, by the key of `PLACEHOLDERS`.
+
+        A subscriber without a name is greeted with the newsletter's
+        ``default_name`` in the body only; the To header carries just the name it has.
+        """
+        return {"unsubscribe_url": self.unsubscribe_url, "name": self.name or default_name,
+                "email": self.email}
 
 
 @dataclass(frozen=True)
@@ -95,11 +104,7 @@ class RenderedIssue:
 
     def personalize(self, recipient: Recipient, default_name: str = "") -> tuple[str, str]:
         """The HTML and text parts for one recipient."""
-        values = {
-            "unsubscribe_url": recipient.unsubscribe_url,
-            "name": recipient.name or default_name,
-            "email": recipient.email,
-        }
+        values = recipient.values(default_name)
         # One pass each: a value that itself looks like a placeholder (a
         # subscriber named "%%EMAIL%%") stays what the subscriber typed.
         html = PLACEHOLDER_PATTERN.sub(lambda m: escape(values[PLACEHOLDER_KEYS[m.group()]]), self.html)

@@ -1,31 +1,29 @@
 """The SQS queue that SES's notifications reach through SNS, read with boto3.
 
-A small adapter at the edge, like the transports: `mailer.feedback` declares
-the `Queue` it needs (receive, delete) and knows nothing of AWS. It is not a
-transport — transports send mail, and their module is where the sending
-rules live — so it has its own module rather than a place in transports/.
+A small adapter at the edge, like the transports: `mailer.feedback.sync`
+declares the `Queue` it needs (receive, delete) and knows nothing of AWS. It
+is not a transport — transports send mail, and mailer/send/transports/ is
+where the sending rules live — so it lives with the feedback it reads.
 
-Credentials, region and endpoint come from the standard AWS chain
-(``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``,
-``AWS_ENDPOINT_URL_SQS`` …) with the [ses] region and profile on top; a
-queue URL of the form ``https://sqs.<region>.amazonaws.com/…`` names its
-own region.
+The client starts from the session `mailer.aws` makes, on the [ses] profile
+and region and the standard AWS chain (``AWS_ENDPOINT_URL_SQS`` …); a queue
+URL of the form ``https://sqs.<region>.amazonaws.com/…`` names its own
+region, which wins.
 """
 
 from __future__ import annotations
 
 import re
 
-import boto3
 import botocore.config
 import botocore.exceptions
 
+from .. import aws
 from ..config import SesSettings
 from ..errors import QueueError
 from .sync import QueueMessage
 
 _REGION_IN_URL = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/")
-
 
 
 class SqsQueue:
@@ -34,14 +32,8 @@ class SqsQueue:
     def __init__(self, url: str, settings: SesSettings) -> None:
         self.url = url
         match = _REGION_IN_URL.match(url)
-        region = (match.group(1) if match else "") or settings.region or None
-        try:
-            session = boto3.session.Session(profile_name=settings.profile or None, region_name=region)
-        except botocore.exceptions.ProfileNotFound:
-            raise QueueError(f"AWS profile {settings.profile!r} not found",
-                             hint="check [ses] profile or ~/.aws/config") from None
-        if not session.region_name:
-            raise QueueError("no AWS region for the queue", hint="set [ses] region or AWS_REGION")
+        session = aws.session(settings, QueueError, region=match.group(1) if match else None,
+                              purpose="for the queue")
         # Long polls wait up to 20 s; the read timeout must outlast them.
         config = botocore.config.Config(read_timeout=30, connect_timeout=10,
                                         retries={"mode": "standard", "total_max_attempts": 3})
@@ -69,7 +61,6 @@ class SqsQueue:
             hint = "check [feedback] queue_url" if "NonExistentQueue" in code or "QueueDoesNotExist" in code else None
             raise QueueError(f"SQS refused {operation}: {code}: {message}", hint=hint) from None
         except botocore.exceptions.NoCredentialsError:
-            raise QueueError("no AWS credentials found",
-                             hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID, or [ses] profile") from None
+            raise aws.no_credentials(QueueError) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise QueueError(f"cannot reach SQS: {exc}") from None

@@ -260,11 +260,7 @@ class MessageTemplate:
             f"Message-ID: {envelope.message_id}",
             _header("List-Unsubscribe", list_unsubscribe(self.settings, recipient.unsubscribe_url)),
         ]) + CRLF
-        values = {
-            "unsubscribe_url": recipient.unsubscribe_url,
-            "name": recipient.name or self.default_name,
-            "email": recipient.email,
-        }
+        values = recipient.values(self.default_name)
         return b"".join([
             self._fixed, own.encode("ascii"), self._tail, self._text_head,
             *self._text.fill(values), self._html_head, *self._html.fill(values), self._end,

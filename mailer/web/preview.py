@@ -31,7 +31,7 @@ import webbrowser
 from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from ..compose.lint import GMAIL_CLIP_BYTES, lint
 from ..config import CONFIG_NAME
 from ..errors import IssueError, MailerError, PortInUse
 from ..workspace import Workspace
+from .server import QuietServer
 
 HOST = "127.0.0.1"
 POLL_SECONDS = 0.05
@@ -374,18 +375,20 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # every poll would print a line; renders are logged instead
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _HTTPServer(QuietServer):
     def __init__(self, address: tuple[str, int], preview: Preview) -> None:
         self.preview = preview
         super().__init__(address, _Handler)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (BrokenPipeError, ConnectionResetError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
+    @staticmethod
+    def refusal(exc: OSError, host: str, port: int) -> PortInUse | None:
+        # `mailer preview` binds 127.0.0.1 only, so the port is all a writer can change.
+        if exc.errno == errno.EADDRINUSE:
+            return PortInUse(f"port {port} is in use",
+                             hint="pick another with --port, or leave it out for a free one")
+        if exc.errno == errno.EACCES:
+            return PortInUse(f"port {port} needs privileges", hint="pick one above 1023, or leave --port out")
+        return None
 
 
 class PreviewServer:
@@ -395,16 +398,7 @@ class PreviewServer:
                  log: Callable[[str], None] = lambda message: None,
                  interval: float = POLL_SECONDS) -> None:
         self.preview = Preview(workspace, issue, log)
-        try:
-            self.httpd = _HTTPServer((HOST, port), self.preview)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise PortInUse(f"port {port} is in use",
-                                hint="pick another with --port, or leave it out for a free one") from None
-            if exc.errno == errno.EACCES:
-                raise PortInUse(f"port {port} needs privileges",
-                                hint="pick one above 1023, or leave --port out") from None
-            raise
+        self.httpd = _HTTPServer((HOST, port), self.preview)
         self.watcher = _Watcher(self.preview, interval)
         self._thread: threading.Thread | None = None
 

@@ -31,7 +31,6 @@ import email.policy
 import hashlib
 import os
 import re
-import socketserver
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -41,10 +40,12 @@ from urllib.parse import parse_qs, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from ..config import Settings
-from ..errors import PortInUse, StoreBusy
+from ..errors import StoreBusy
+from ..language import words_for
 from ..store import Store, Subscriber
 from ..tokens import InvalidToken, TokenClaims, load_secret, verify_token
 from ..workspace import Workspace, find_workspace, open_workspace
+from .server import QuietServer
 
 ACTOR = "unsubscribe page"
 MAX_BODY = 16 * 1024
@@ -160,12 +161,7 @@ _STATUS_LINES = {
 
 def page_strings(settings: Settings) -> dict[str, str]:
     """The page's words in the newsletter's language, with the workspace's overrides."""
-    language = settings.newsletter.language.split("-")[0].lower()
-    strings = dict(STRINGS.get(language, STRINGS["en"]))
-    overrides = settings.vars.get("unsubscribe_page", {})
-    if isinstance(overrides, dict):
-        strings.update({str(k): str(v) for k, v in overrides.items() if k in strings})
-    return strings
+    return words_for(settings, STRINGS, "unsubscribe_page")
 
 
 class _Page:
@@ -221,35 +217,41 @@ class UnsubscribeApp:
             return self._page(405, "error"), [("Allow", "GET, HEAD, POST")]
         query = _form(environ.get("QUERY_STRING", ""))
         if method == "POST":
-            return self._post(environ, query)
-        token = _single(query.get("t"))
+            fields = self._read_body(environ)
+            if isinstance(fields, _Page):
+                return fields, []
+            # The token may be in the URL, the body or both: the same one twice is one, two are none.
+            token = _single(list({*query.get("t", []), *fields.get("t", [])}))
+        else:
+            fields = None
+            token = _single(query.get("t"))
         claims = self._verify(token)
         if claims is None:
             return self._page(400, "invalid"), []
         if claims.subscriber_id == 0:
             return self._page(200, "test"), []
-        with Store.open(self.store_path) as store:
-            subscriber = store.subscriber_by_id(claims.subscriber_id)
-        return self._status_page(subscriber, token, confirm=True), []
+        if fields is None:
+            with Store.open(self.store_path) as store:
+                subscriber = store.subscriber_by_id(claims.subscriber_id)
+            return self._status_page(subscriber, token, confirm=True), []
+        return self._change(claims, token, fields), []
 
-    def _post(self, environ: dict, query: dict[str, list[str]]) -> tuple[_Page, list[tuple[str, str]]]:
+    def _read_body(self, environ: dict) -> dict[str, list[str]] | _Page:
+        """The fields of a POST body, or the page refusing a body too big or of an unknown kind."""
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return self._page(400, "invalid"), []
+            return self._page(400, "invalid")
         if length > MAX_BODY or length < 0:
-            return self._page(413, "invalid"), []
+            return self._page(413, "invalid")
         body = environ["wsgi.input"].read(length) if length else b""
         fields = _post_fields(environ.get("CONTENT_TYPE", ""), body)
         if fields is None:
-            return self._page(415, "invalid"), []
-        tokens = {*query.get("t", []), *fields.get("t", [])}
-        token = _single(list(tokens))
-        claims = self._verify(token)
-        if claims is None:
-            return self._page(400, "invalid"), []
-        if claims.subscriber_id == 0:
-            return self._page(200, "test"), []
+            return self._page(415, "invalid")
+        return fields
+
+    def _change(self, claims: TokenClaims, token: str, fields: dict[str, list[str]]) -> _Page:
+        """Unsubscribe, or resubscribe from the undo button, the subscriber `claims` names."""
         one_click = "One-Click" in fields.get("List-Unsubscribe", [])
         action = _single(fields.get("action")) or "unsubscribe"
         with Store.open(self.store_path) as store:
@@ -259,17 +261,15 @@ class UnsubscribeApp:
                 changed, subscriber = store.resubscribe_by_id(
                     claims.subscriber_id, reason=f"button on the unsubscribe page{issue}", actor=ACTOR)
                 if changed:
-                    return self._page(200, "resubscribed", email=subscriber.email), []
-                return self._status_page(subscriber, token, confirm=False), []
+                    return self._page(200, "resubscribed", email=subscriber.email)
+                return self._status_page(subscriber, token, confirm=False)
             how = "one-click unsubscribe (List-Unsubscribe-Post)" if one_click else "unsubscribe page"
             changed, subscriber = store.unsubscribe_by_id(
                 claims.subscriber_id, claims.send_id, reason=f"{how}{issue}", actor=ACTOR)
-        if subscriber is None:
-            return self._page(200, "gone"), []
-        if changed or subscriber.status == "unsubscribed":
+        if subscriber is not None and (changed or subscriber.status == "unsubscribed"):
             return self._page(200, "done", email=subscriber.email, undo=True,
-                              forms=[("resubscribe", "resubscribe_button", token)]), []
-        return self._status_page(subscriber, token, confirm=False), []
+                              forms=[("resubscribe", "resubscribe_button", token)])
+        return self._status_page(subscriber, token, confirm=False)
 
     def _verify(self, token: str | None) -> TokenClaims | None:
         if token is None:
@@ -388,24 +388,12 @@ def _redact(line: str) -> str:
     return re.sub(r"([?&]t=)[^&\s\"]*", r"\1…", line)
 
 
-class _Server(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
+class _Server(QuietServer, WSGIServer):
+    """The threaded wsgiref server; what it says of a port it cannot bind is the default."""
 
 
 def make_server(app: UnsubscribeApp, host: str = "127.0.0.1", port: int = 8080) -> _Server:
     """A threaded wsgiref server for `app`, bound but not yet serving."""
-    try:
-        server = _Server((host, port), _Handler)
-    except OSError as exc:
-        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                        hint="pick another --port or --host") from None
+    server = _Server((host, port), _Handler)
     server.set_app(app)
     return server

@@ -1,24 +1,24 @@
 """Amazon SES through boto3: SESv2 SendEmail with raw MIME content.
 
-The only module that imports boto3. Credentials, region and endpoint come
-from the standard AWS chain (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``,
-``AWS_ENDPOINT_URL_SESV2`` …) with the settings' region and profile on top.
+The client starts from the session `mailer.aws` makes (profile, region and
+endpoint from ``[ses]`` and the AWS chain); what SES answers is turned here
+into the send errors the engine acts on.
 
 botocore's own retries are off for sending. When a connection drops after
 the request went out, botocore would silently send it again and the reader
-would get the issue twice; the sender retries itself, where it knows what is
-safe: a 429 or 5xx answer means SES did not take the message, a lost answer
-means nobody knows.
+would get the issue twice; the send engine (`mailer.send.engine`) retries
+itself, where it knows what is safe: a 429 or 5xx answer means SES did not
+take the message, a lost answer means nobody knows.
 """
 
 from __future__ import annotations
 
 import re
 
-import boto3
 import botocore.config
 import botocore.exceptions
 
+from ... import aws
 from ...config import SesSettings
 from ...errors import (
     AccountSendError,
@@ -51,14 +51,7 @@ class SesTransport:
 
     def __init__(self, settings: SesSettings, concurrency: int) -> None:
         self.settings = settings
-        try:
-            session = boto3.session.Session(
-                profile_name=settings.profile or None, region_name=settings.region or None)
-        except botocore.exceptions.ProfileNotFound:
-            raise AccountSendError(f"AWS profile {settings.profile!r} not found",
-                                   hint="check [ses] profile or ~/.aws/config") from None
-        if not session.region_name:
-            raise AccountSendError("no AWS region", hint="set [ses] region or AWS_REGION")
+        session = aws.session(settings, AccountSendError)
         self.region = session.region_name
         send_config = botocore.config.Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
@@ -81,8 +74,7 @@ class SesTransport:
         except botocore.exceptions.ClientError as exc:
             raise _classify(exc) from None
         except botocore.exceptions.NoCredentialsError:
-            raise AccountSendError("no AWS credentials found",
-                                   hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID, or [ses] profile") from None
+            raise aws.no_credentials(AccountSendError) from None
         except botocore.exceptions.BotoCoreError as exc:
             raise AccountSendError(f"cannot reach SES: {exc}") from None
         return Quota(float(answer.get("MaxSendRate", 1)), float(answer.get("Max24HourSend", -1)),
@@ -104,8 +96,7 @@ class SesTransport:
             # No connection was made, so nothing was sent.
             raise RetryableSendError(f"cannot connect to SES: {exc}") from None
         except botocore.exceptions.NoCredentialsError:
-            raise AccountSendError("no AWS credentials found",
-                                   hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID, or [ses] profile") from None
+            raise aws.no_credentials(AccountSendError) from None
         except botocore.exceptions.BotoCoreError as exc:
             # The request may have reached SES before the answer was lost.
             raise UnknownOutcome(f"no answer from SES: {exc}") from None

@@ -1,0 +1,45 @@
+"""What the preview and the unsubscribe page share as servers of the standard library.
+
+Both are threaded HTTP servers that readers' browsers drop connections to at
+any moment — a closed tab, a reload, a link scanner that reads half an
+answer — and a dropped connection is not an error worth a traceback on the
+operator's terminal. Both are started by a command with ``--port``, so a
+port that cannot be bound ends in a `PortInUse` the command line prints in
+one line; each server words that line for the options its command has.
+"""
+
+from __future__ import annotations
+
+import socketserver
+import sys
+from http.server import HTTPServer
+from typing import Any
+
+from ..errors import PortInUse
+
+
+class QuietServer(socketserver.ThreadingMixIn, HTTPServer):
+    """A thread per request; client disconnects are silent; a refused bind is `PortInUse`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: Any) -> None:
+        try:
+            super().__init__(address, handler)
+        except OSError as exc:
+            refusal = self.refusal(exc, address[0], address[1])
+            if refusal is None:
+                raise
+            raise refusal from None
+
+    @staticmethod
+    def refusal(exc: OSError, host: str, port: int) -> PortInUse | None:
+        """The error a user gets when `host`:`port` cannot be bound; None re-raises `exc`."""
+        return PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         hint="pick another --port or --host")
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
