@@ -132,3 +132,19 @@ def test_a_hostile_subject_stays_one_subject(workspace):
     names = [line.split(":", 1)[0].lower() for line in header_lines(raw)]
     assert "bcc" not in names
     assert str(parse(raw)["Subject"]) == hostile
+
+
+@pytest.mark.parametrize("text", [
+    "x" * 70 + " " * 5 + "\n",          # the encoder makes this a 77-octet line
+    "x" * 74 + " " * 5 + "\nnext",
+    "é" * 24 + " " * 8 + "\n",
+    " " * 200 + "\n",
+])
+def test_body_lines_never_pass_76_octets_and_decode_to_the_text(text):
+    import quopri
+
+    from mailer.send.message import quoted_printable
+
+    encoded = quoted_printable(text)
+    assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
+    assert quopri.decodestring(encoded).decode("utf-8").replace("\r\n", "\n") == text

@@ -135,7 +135,30 @@ def quoted_printable(text: str) -> bytes:
     """UTF-8 quoted-printable with CRLF line ends and lines of at most 76 octets."""
     data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
-    return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return b"\r\n".join(map(_fold, encoded.replace(b"\r\n", b"\n").split(b"\n")))
+
+
+def _fold(line: bytes) -> bytes:
+    """One encoded line cut to at most 76 octets with soft line breaks.
+
+    binascii's encoder lets a line ending in whitespace grow past the limit
+    (70 letters and five spaces become 77 octets, the last space as ``=20``);
+    strict relays and signers reject such lines, so they are cut here, never
+    inside an ``=XX`` escape.
+    """
+    if len(line) <= 76:
+        return line
+    soft = line.endswith(b"=")
+    body = line[:-1] if soft else line
+    pieces = []
+    while len(body) > (75 if soft else 76):
+        cut = 75
+        while b"=" in body[cut - 2:cut]:
+            cut -= 1
+        pieces.append(body[:cut] + b"=")
+        body = body[cut:]
+    pieces.append(body + (b"=" if soft else b""))
+    return b"\r\n".join(pieces)
 
 
 def list_unsubscribe(settings: Settings, unsubscribe_url: str) -> str:
