@@ -8,6 +8,7 @@ import click
 
 from ..compose import build
 from ..compose.lint import lint as lint_issue
+from ..send import sample
 from ..web.preview import PreviewServer, open_browser
 from .options import current_workspace
 
@@ -27,7 +28,7 @@ def render(issue: str, out_dir: Path | None) -> None:
     """
     workspace = current_workspace()
     rendered = build.render_issue(workspace, workspace.issue_path(issue))
-    paths = build.write_files(workspace, rendered, out_dir or workspace.build_dir)
+    paths = sample.write_files(workspace, rendered, out_dir or workspace.build_dir)
     click.echo(f"Rendered {rendered.subject!r}:")
     for path in paths:
         click.echo(f"  {path}")

@@ -18,7 +18,13 @@ from ..send.transports import open_transport
 from ..store import SendCounts, Store
 from ..subscribers.addresses import parse_address
 from ..tokens import load_secret
-from .options import current_workspace, echo_json, json_option, reading_store, yes_option
+from .options import (
+    current_workspace,
+    echo_json,
+    json_option,
+    reading_store,
+    yes_option,
+)
 
 
 @click.command("send-issue")

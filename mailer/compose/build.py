@@ -1,4 +1,4 @@
-"""Building an issue of a workspace: read, compose, and write its files.
+"""Building an issue of a workspace: read it, compose it, check it.
 
 The one place that ties the pure stages to the file system, shared by
 `mailer render`, `mailer lint`, the preview and the send, so that each of
@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import MailerError
-from ..send.message import MessageTemplate, new_envelope
 from ..workspace import Workspace
 from .issue import read_issue
 from .lint import lint
@@ -40,23 +39,3 @@ def sample_recipient(workspace: Workspace) -> Recipient:
     url = workspace.settings.unsubscribe.url
     sep = "&" if "?" in url else "?"
     return Recipient(SAMPLE_ADDRESS, "", f"{url}{sep}t=SAMPLE")
-
-
-def write_files(workspace: Workspace, rendered: RenderedIssue, out_dir: Path) -> list[Path]:
-    """Write <stem>.html, <stem>.txt and a sample <stem>.eml into `out_dir`."""
-    recipient = sample_recipient(workspace)
-    html, text = rendered.personalize(recipient, workspace.settings.newsletter.default_name)
-    eml = MessageTemplate(rendered, workspace.settings).build(recipient, new_envelope(workspace.settings))
-    stem = rendered.issue.stem
-    outputs = {
-        out_dir / f"{stem}.html": html.encode("utf-8"),
-        out_dir / f"{stem}.txt": text.encode("utf-8"),
-        out_dir / f"{stem}.eml": eml,
-    }
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for path, data in outputs.items():
-            path.write_bytes(data)
-    except OSError as exc:
-        raise MailerError(f"cannot write: {exc.strerror}", path=exc.filename or out_dir) from None
-    return list(outputs)

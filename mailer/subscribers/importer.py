@@ -39,7 +39,14 @@ from ..store import Store
 from .columns import Columns as _Columns  # noqa: F401  (see below)
 from .columns import header_columns
 from .csvfile import (
-    DELIMITERS, MAX_LINE, Lines, detect_encoding, first_nonblank, first_row, open_source, sniff,
+    DELIMITERS,
+    MAX_LINE,
+    Lines,
+    detect_encoding,
+    first_nonblank,
+    first_row,
+    open_source,
+    sniff,
     why,
 )
 from .export import export_csv  # noqa: F401  (see below)
