@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from mailer import store as store_module
+from mailer.store import imports as store_imports
+from mailer.store import subscribers as store_subscribers
 from mailer.subscribers import importer
 from mailer.subscribers.addresses import parse_address
 from mailer.errors import AddressError
@@ -161,9 +162,10 @@ def snapshot(opened: Store) -> list:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_rows_written_at_once_end_as_staged_rows_would(tmp_path, monkeypatch, seed):
-    monkeypatch.setattr(store_module, "now", lambda: "2024-06-01T12:00:00Z")
-    monkeypatch.setattr(store_module, "_ROWS_PER_INSERT", 4)
-    monkeypatch.setattr(store_module, "_CHUNK", 5)
+    for module in (store_subscribers, store_imports):
+        monkeypatch.setattr(module, "now", lambda: "2024-06-01T12:00:00Z")
+    monkeypatch.setattr(store_imports, "_ROWS_PER_INSERT", 4)
+    monkeypatch.setattr(store_imports, "_CHUNK", 5)
     rng = random.Random(seed)
     people = [f"p{i}@example.com" for i in range(40)]
     rows = random_rows(rng, people, rng.randint(1, 120))

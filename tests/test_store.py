@@ -6,10 +6,9 @@ import sqlite3
 
 import pytest
 
-from mailer import store as store_module
 from mailer.subscribers.addresses import parse_address
 from mailer.errors import StatusError, StoreBusy, StoreError, SubscriberNotFound
-from mailer.store import MIGRATIONS, StagedRow, Store
+from mailer.store import MIGRATIONS, StagedRow, Store, schema
 
 ANN = parse_address("Ann@example.com")
 
@@ -31,7 +30,7 @@ def test_adding_a_table_is_one_migration_function(tmp_path, monkeypatch):
     def v2_ledger(db):
         db.execute("CREATE TABLE ledger (issue TEXT, subscriber_id INTEGER)")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, v2_ledger])
+    monkeypatch.setattr(schema, "MIGRATIONS", [*MIGRATIONS, v2_ledger])
     with Store.open(path) as opened:
         assert opened.schema_version == len(MIGRATIONS) + 1
     with Store.open(path) as opened:  # run once only
@@ -46,7 +45,7 @@ def test_a_failing_migration_leaves_the_store_at_its_old_version(tmp_path, monke
         db.execute("CREATE TABLE half (x)")
         db.execute("THIS IS NOT SQL")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, v2_broken])
+    monkeypatch.setattr(schema, "MIGRATIONS", [*MIGRATIONS, v2_broken])
     with pytest.raises(StoreError):
         Store.open(path)
     db = sqlite3.connect(path)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from ..compose.render import Recipient
 from ..errors import MailerError
-from ..store import SendCounts
+from ..store.ledger import SendCounts
 from ..tokens import issue_token, unsubscribe_url
-from .engine import Progress, RunResult, Sender, Transport
+from .engine import Ledger, Progress, RunResult, Sender, Transport
 from .message import MessageTemplate, new_envelope
 from .quota import Quota
 
@@ -75,7 +75,7 @@ def choose_rate(option: float | None, settings, quota: Quota | None) -> float:
     return DEFAULT_RATE
 
 
-def make_plan(store, transport: Transport, rendered, settings, rate_option: float | None,
+def make_plan(store: Ledger, transport: Transport, rendered, settings, rate_option: float | None,
               retry_unknown: bool = False) -> Plan:
     """The plan for sending `rendered`, fresh or resumed; writes nothing."""
     quota = transport.quota()
@@ -120,7 +120,7 @@ def send_lock(path: Path):
 
 
 def run_send(
-    store,
+    store: Ledger,
     transport: Transport,
     rendered,
     settings,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -44,6 +44,7 @@ from ..errors import (
     Throttled,
     UnknownOutcome,
 )
+from ..store.ledger import Delivery, SendCounts, SendRecord, Settlement
 from ..tokens import issue_token, unsubscribe_url
 from .message import MessageTemplate, new_envelope
 from .quota import Quota
@@ -54,7 +55,7 @@ BACKOFF_CAP = 120.0
 
 
 class Transport(Protocol):
-    """What the sender needs of a way to send mail (implemented in mailer.transports)."""
+    """What the sender needs of a way to send mail (implemented in mailer.send.transports)."""
 
     name: str
 
@@ -72,17 +73,6 @@ class Transport(Protocol):
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """One row of the ledger: a recipient of one send."""
-
-    id: int
-    subscriber_id: int
-    email: str
-    name: str
-    attempts: int = 0
-
-
-@dataclass(frozen=True)
 class Outcome:
     """What became of one delivery attempt, to be recorded in the ledger."""
 
@@ -93,16 +83,55 @@ class Outcome:
     retry_at: float = 0.0
     error: SendError | None = None
 
+    def settlement(self) -> Settlement:
+        """What the ledger records of this attempt, in the ledger's own states.
+
+        A retry goes back to pending, due at `retry_at`; a stop goes back to
+        pending without counting an attempt, since no message was handed over.
+        """
+        return Settlement(
+            self.delivery.id, _LEDGER_STATUS[self.status], self.provider_id, self.reason,
+            self.retry_at, attempted=self.status != "stopped",
+        )
+
+
+_LEDGER_STATUS = {"sent": "sent", "failed": "failed", "unknown": "unknown", "retry": "pending",
+                  "stopped": "pending"}
+
 
 class Ledger(Protocol):
-    """What the sender needs of the store (implemented by mailer.store.Store)."""
+    """Everything the send needs of the store (implemented by mailer.store.Store): the
+    calls of the engine, of the campaign (mailer.send.campaign) and of its dry run."""
 
-    def settle(self, outcomes: list[Outcome], send_id: int, now: float, limit: int) -> list[Delivery]:
-        """In one transaction: record `outcomes`, then mark up to `limit` due pending,
+    def find_send(self, issue: str) -> SendRecord | None:
+        """The send of `issue`, if it was ever begun."""
+
+    def begin_send(self, issue: str, content_hash: str, subject: str) -> SendRecord:
+        """Start the send of `issue`, fixing its recipients: every active subscriber."""
+
+    def resume_send(self, send: SendRecord, *, retry_unknown: bool, content_hash: str) -> int:
+        """Make `send` ready to go on; return how many in-flight rows became unknown."""
+
+    def settle(
+        self, settlements: Iterable[Settlement], send_id: int, now_ts: float, limit: int,
+    ) -> list[Delivery]:
+        """In one transaction: record `settlements`, then mark up to `limit` due pending,
         still-active recipients in flight and return them."""
 
     def next_retry_at(self, send_id: int) -> float | None:
         """When the earliest pending row falls due, or None when none is pending."""
+
+    def finish_send(self, send_id: int) -> None:
+        """Mark the send finished if nobody is left pending or in flight."""
+
+    def send_counts(self, send_id: int) -> SendCounts:
+        """Where the recipients of the send stand."""
+
+    def counts(self) -> dict[str, int]:
+        """How many subscribers have each status: who a new send would reach."""
+
+    def skipped_subscribers(self) -> Iterator[tuple[str, str]]:
+        """(address, status) of everyone a new send would skip, for a dry run."""
 
 
 @dataclass
@@ -273,8 +302,10 @@ class Sender:
                     result.stopped = result.stopped or "interrupted"
                 try:
                     wanted = 0 if result.stopped else self._slots(len(inflight), result)
-                    claimed = self.ledger.settle(answers, self.send_id, self.wall_clock(), wanted) \
-                        if answers or wanted else []
+                    claimed = self.ledger.settle(
+                        [answer.settlement() for answer in answers], self.send_id, self.wall_clock(),
+                        wanted,
+                    ) if answers or wanted else []
                     answers = []
                     for delivery in claimed:
                         self.quota_left -= 1
