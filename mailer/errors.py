@@ -39,6 +39,11 @@ class MailerError(Exception):
         return " ".join(text.split())
 
 
+def os_reason(exc: BaseException) -> str:
+    """What went wrong, in the system's words where it has some ('Permission denied')."""
+    return getattr(exc, "strerror", None) or str(exc)
+
+
 class WorkspaceNotFound(MailerError):
     """No newsletter.toml in the folder or any folder above it."""
 

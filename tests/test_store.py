@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 
 import pytest
 
 from mailer.subscribers.addresses import parse_address
-from mailer.errors import StatusError, StoreBusy, StoreError, SubscriberNotFound
+from mailer.errors import MailerError, StatusError, StoreBusy, StoreError, SubscriberNotFound
 from mailer.store import MIGRATIONS, StagedRow, Store, schema
 
 ANN = parse_address("Ann@example.com")
@@ -139,3 +140,28 @@ def test_a_write_waits_for_the_lock_then_refuses_with_one_line(tmp_path):
         holder.execute("ROLLBACK")
     with Store.open(path) as opened:
         assert opened.get(ANN) is None
+
+
+def _open_when_released(path, barrier, answers):
+    barrier.wait()
+    try:
+        with Store.open(path) as store:
+            answers.put(store.schema_version)
+    except MailerError as exc:
+        answers.put(str(exc))
+
+
+def test_commands_opening_a_new_store_at_the_same_moment_all_get_it(tmp_path):
+    # Each round starts four processes on a store that does not exist yet,
+    # released together so that they race to create it and switch it to WAL.
+    context = multiprocessing.get_context("fork")
+    for round_ in range(25):
+        path = tmp_path / f"round-{round_}" / "mailer.db"
+        barrier, answers = context.Barrier(4), context.Queue()
+        workers = [context.Process(target=_open_when_released, args=(path, barrier, answers))
+                   for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert [answers.get() for _ in workers] == [len(MIGRATIONS)] * 4

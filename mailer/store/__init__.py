@@ -15,10 +15,23 @@ has its module here, and `Store` is all of them over one connection:
 
 from __future__ import annotations
 
-from .connection import default_actor, encode_attributes, encode_tags, now, suppression_hash
+from .connection import (
+    default_actor,
+    encode_attributes,
+    encode_tags,
+    now,
+    suppression_hash,
+)
 from .feedback import FEEDBACK_KINDS, Feedback, FeedbackQueries
 from .imports import ImportBatch, ImportCounts, ImportQueries, StagedRow
-from .ledger import DELIVERY_STATUSES, Delivery, LedgerQueries, SendCounts, SendRecord, Settlement
+from .ledger import (
+    DELIVERY_STATUSES,
+    Delivery,
+    LedgerQueries,
+    SendCounts,
+    SendRecord,
+    Settlement,
+)
 from .schema import MIGRATIONS
 from .subscribers import STATUSES, STICKY, Event, Subscriber
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import socket
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Self
 
-from ..errors import StoreBusy, StoreError
+from ..errors import StoreBusy, StoreError, os_reason
 from . import schema
 
 
@@ -93,14 +94,12 @@ class StoreConnection:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the subscriber store: {_why(exc)}", path=path) from None
+            raise StoreError(f"cannot open the subscriber store: {os_reason(exc)}", path=path) from None
         store = cls(db, path)
         try:
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                with store._translate():
-                    db.execute("PRAGMA journal_mode = WAL")
+            store._use_wal(busy_timeout)
             db.execute("PRAGMA synchronous = NORMAL")
             # Erased subscribers must not linger in free pages of the file.
             db.execute("PRAGMA secure_delete = ON")
@@ -113,7 +112,7 @@ class StoreConnection:
         except sqlite3.DatabaseError as exc:
             db.close()
             raise StoreError(
-                f"not a usable subscriber store: {_why(exc)}", path=path,
+                f"not a usable subscriber store: {os_reason(exc)}", path=path,
                 hint="restore it from a backup, or move it away to start a new one",
             ) from None
         except BaseException:
@@ -129,6 +128,25 @@ class StoreConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _use_wal(self, busy_timeout: float) -> None:
+        """Switch a new file to WAL mode, waiting for another command doing the same.
+
+        Two commands opening a new store at once both try to switch it, and
+        SQLite answers the second "locked" at once instead of waiting (a wait
+        could deadlock), so the switch is tried again until `busy_timeout`.
+        """
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    with self._translate():
+                        raise
+            time.sleep(0.02)
 
     @property
     def schema_version(self) -> int:
@@ -178,7 +196,3 @@ class StoreConnection:
             raise
         with self._translate():
             self._db.execute("COMMIT" if commit else "ROLLBACK")
-
-
-def _why(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from ..errors import SubscriberFileError
+from ..errors import SubscriberFileError, os_reason
 
 MAX_LINE = 1 << 20  # characters; a longer line is not a subscriber
 _SCAN_CHUNK = 1 << 20
@@ -80,7 +80,7 @@ class open_source:
             raise SubscriberFileError("is a folder, not a file", path=shown,
                                       hint="give the CSV file inside it") from None
         except OSError as exc:
-            raise SubscriberFileError(f"cannot open: {why(exc)}", path=shown) from None
+            raise SubscriberFileError(f"cannot open: {os_reason(exc)}", path=shown) from None
         kind = os.fstat(fd).st_mode
         if not stat.S_ISREG(kind):
             os.close(fd)
@@ -108,7 +108,7 @@ def detect_encoding(binary: IO[bytes], shown: str, forced: str | None = None) ->
         head = binary.read(4096)
         binary.seek(0)
     except OSError as exc:
-        raise SubscriberFileError(f"cannot read: {why(exc)}", path=shown) from None
+        raise SubscriberFileError(f"cannot read: {os_reason(exc)}", path=shown) from None
     if forced:
         try:
             info = codecs.lookup(forced)
@@ -315,9 +315,3 @@ def first_row(reader: Iterator[list[str]], lines: Lines, shown: str) -> tuple[li
         raise SubscriberFileError("the header line contains a NUL character", path=shown,
                                   line=line, hint="export the list as CSV again")
     return row, line
-
-
-def why(exc: OSError) -> str:
-    """What went wrong with a file, in the words of the system ('Permission denied')."""
-    return exc.strerror or str(exc)
-

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from ..errors import AddressError, SubscriberFileError
+from ..errors import AddressError, SubscriberFileError, os_reason
 from ..store import Store
 from .columns import Columns as _Columns  # noqa: F401  (see below)
 from .columns import header_columns
@@ -47,7 +47,6 @@ from .csvfile import (
     first_row,
     open_source,
     sniff,
-    why,
 )
 from .export import export_csv  # noqa: F401  (see below)
 from .formulas import neutralise
@@ -105,7 +104,7 @@ def _reading_errors(lines: Lines, shown: str, encoding_label: str) -> Iterator[N
             path=shown, hint="was the file changed while it was read? import it again",
         ) from None
     except OSError as exc:
-        raise SubscriberFileError(f"cannot read: {why(exc)}", path=shown) from None
+        raise SubscriberFileError(f"cannot read: {os_reason(exc)}", path=shown) from None
 
 
 def _import(
@@ -356,7 +355,7 @@ class _RejectsFile:
         try:
             self._file = open(path, "w", encoding="utf-8", newline="")
         except OSError as exc:
-            raise SubscriberFileError(f"cannot write the rejects file: {why(exc)}", path=path) from None
+            raise SubscriberFileError(f"cannot write the rejects file: {os_reason(exc)}", path=path) from None
         self._writer = csv.writer(self._file)
         self._writer.writerow(["rejected_line", "rejected_reason", *(header or ["email"])])
 
