@@ -18,7 +18,7 @@ def serve(host: str, port: int) -> None:
     (link scanners fetch every link); POST unsubscribes, from the button or
     from the mail client's one-click request. Run it behind an https proxy
     at the [unsubscribe] url, or point any WSGI server at
-    mailer.unsubscribe:create_app.
+    mailer.web.unsubscribe:create_app.
 
     \b
     Example:

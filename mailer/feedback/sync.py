@@ -28,7 +28,7 @@ class QueueMessage:
 
 
 class Queue(Protocol):
-    """What sync needs of a queue (implemented by mailer.queue.SqsQueue)."""
+    """What sync needs of a queue (implemented by mailer.feedback.sqs.SqsQueue)."""
 
     def receive(self, wait_seconds: int) -> list[QueueMessage]:
         """Up to ten messages, waiting up to `wait_seconds` for the first."""

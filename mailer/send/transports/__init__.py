@@ -4,7 +4,7 @@ Each transport takes finished MIME bytes and one recipient, returns the
 provider's message id, and raises the `SendError` subclass that tells the
 sender what to do next (retry, give up on this recipient, stop the send,
 or record the outcome as unknown). The `Transport` protocol they follow is
-declared by `mailer.sender`, which uses them.
+declared by `mailer.send.engine`, which uses them.
 """
 
 from __future__ import annotations
