@@ -22,8 +22,6 @@ from mailer.feedback.notifications import parse
 from mailer.store import Store
 from mailer.tokens import SECRET_ENV, issue_token
 
-from .servers import aws_env, moto_server, ses  # noqa: F401
-
 SAMPLES = Path(__file__).parent / "data" / "ses"
 SECRET = "q" * 32
 PEOPLE = ["jane@example.com", "mary@example.com", "richard@example.com", "recipient@example.com"]
@@ -442,8 +440,11 @@ def test_a_sync_that_cannot_delete_after_the_commit_applies_nothing_twice_when_r
         proxy.close()
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith("Error: SQS refused delete_message: InternalFailure")
+    # moto hands out messages in the order they arrived: the first one's bounces
+    # are committed, and its failed delete stopped the run before the second.
     applied = histories(people)
-    assert applied["jane@example.com"][-1] == "bounced" or applied["mary@example.com"][-1] == "soft-bounced"
+    assert applied["jane@example.com"] == applied["richard@example.com"] == ["subscribed", "bounced"]
+    assert applied["mary@example.com"] == ["subscribed"]
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env.url)
     for _ in range(60):  # until the undeleted messages come back and go
         result = run_mailer("sync", "--queue-url", url)
