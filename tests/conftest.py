@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,12 @@ def preview_server(workspace):
     """`mailer preview` of the workspace copy, on a free port, stopped afterwards."""
     from mailer.web.preview import PreviewServer
 
-    with PreviewServer(workspace) as server:
+    from .servers import SHUTDOWN_POLL
+
+    server = PreviewServer(workspace)
+    server.httpd.serve_forever = functools.partial(server.httpd.serve_forever,
+                                                   poll_interval=SHUTDOWN_POLL)
+    with server:
         yield server
 
 

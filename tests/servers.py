@@ -22,6 +22,10 @@ from aiosmtpd.smtp import SMTP as SMTPProtocol
 
 SENDER = "weekly@newsletter.example.com"
 
+# How often a test's HTTP server looks for a shutdown: socketserver's default
+# poll_interval, 0.5 s, is what every test would wait for its server to stop.
+SHUTDOWN_POLL = 0.02
+
 
 @dataclass
 class Moto:
@@ -209,7 +213,8 @@ class FaultyProxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
+                                       daemon=True)
 
     def forward(self, method, path, headers, body):
         host, port = self.target.removeprefix("http://").split(":")

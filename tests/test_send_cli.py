@@ -131,6 +131,13 @@ def test_status_reports_the_ledger_as_text_and_json(run_mailer, workspace_dir):
     assert missing.output == "Error: 2099-01 has not been sent (mailer send-issue 2099-01)\n"
 
 
+def first_message_written(workspace_dir: Path, process: subprocess.Popen) -> None:
+    """Wait until the send writes a message to the outbox (or ends)."""
+    folder = workspace_dir / "outbox" / "2024-26"
+    while process.poll() is None and not (folder.is_dir() and any(folder.glob("*.eml"))):
+        time.sleep(0.01)
+
+
 def _send_process(workspace_dir: Path, *args: str) -> subprocess.Popen:
     env = dict(os.environ)
     return subprocess.Popen(
@@ -146,7 +153,10 @@ def test_killed_at_random_points_then_resumed_nobody_gets_it_twice(workspace_dir
     kills = 0
     for _ in range(6):
         process = _send_process(workspace_dir, "--rate", "100", "--concurrency", "4")
-        time.sleep(rng.uniform(0.8, 2.0))
+        # Killed while it sends, not while Python starts: from the first
+        # message written (by this run or an earlier one) on.
+        first_message_written(workspace_dir, process)
+        time.sleep(rng.uniform(0.05, 0.5))
         if process.poll() is not None:
             break
         process.send_signal(signal.SIGKILL)
@@ -179,7 +189,8 @@ def test_killed_at_random_points_then_resumed_nobody_gets_it_twice(workspace_dir
 def test_ctrl_c_finishes_what_is_in_flight_and_exits_130(workspace_dir):
     add_subscribers(workspace_dir, 200)
     process = _send_process(workspace_dir, "--rate", "40", "--concurrency", "4")
-    time.sleep(2.0)
+    first_message_written(workspace_dir, process)
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
