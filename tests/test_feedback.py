@@ -22,7 +22,7 @@ from mailer.feedback.notifications import parse
 from mailer.store import Store
 from mailer.tokens import SECRET_ENV, issue_token
 
-from .servers import SHUTDOWN_POLL
+from .servers import SHUTDOWN_POLL, FaultyProxy
 
 SAMPLES = Path(__file__).parent / "data" / "ses"
 SECRET = "q" * 32
@@ -185,6 +185,16 @@ def queue_depth(aws_env, url) -> int:
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
+def until_empty(aws_env, url, sync_once, attempts: int = 60) -> None:
+    """Call `sync_once` until the queue is empty, waiting a moment between runs."""
+    for _ in range(attempts):
+        sync_once()
+        if queue_depth(aws_env, url) == 0:
+            return
+        time.sleep(0.5)
+    assert queue_depth(aws_env, url) == 0
+
+
 def test_sync_applies_the_documented_notifications_in_both_shapes(feedback_queue, people, run_mailer, aws_env):
     url, publish, _ = feedback_queue
     for n, name in enumerate(["notification-bounce-dsn", "notification-complaint", "notification-delivery",
@@ -302,13 +312,12 @@ def test_a_sync_killed_midway_loses_nothing_and_applies_nothing_twice(feedback_q
     # Back to a timeout the runs below outlast: a message must not come back
     # while the run that received it is still at work on the batch.
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "30"})
-    for _ in range(120):  # run again until the queue is empty, as cron would
+
+    def sync_again():
         finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert finished.returncode == 0, finished.stderr
-        if queue_depth(aws_env, url) == 0:
-            break
-        time.sleep(0.5)
-    assert queue_depth(aws_env, url) == 0
+
+    until_empty(aws_env, url, sync_again, attempts=120)  # as cron would
     with Store.open(people) as store:
         for email in emails:
             subscriber = store.require(parse_address(email))
@@ -392,51 +401,6 @@ def test_an_unsubscribe_and_a_bounce_keep_both_readers_out_of_the_next_issue(
     assert all("第二十七期" in str(m["Subject"]) for m in second)
 
 
-class _NoDeletes:
-    """A proxy in front of moto that answers every SQS DeleteMessage with a 500:
-    the store has committed, and the message stays, as after a crash right then."""
-
-    def __init__(self, target: str) -> None:
-        import http.client
-        import http.server
-        import threading
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if "DeleteMessage" in self.headers.get("X-Amz-Target", "") or b"Action=DeleteMessage" in body:
-                    payload = b'{"__type": "InternalFailure", "message": "try again"}'
-                    self.send_response(500)
-                    self.send_header("Content-Type", "application/x-amz-json-1.0")
-                else:
-                    host, port = target.removeprefix("http://").split(":")
-                    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-                    conn.request("POST", self.path, body=body,
-                                 headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
-                    answer = conn.getresponse()
-                    payload = answer.read()
-                    self.send_response(answer.status)
-                    for name, value in answer.getheaders():
-                        if name.lower() in ("content-type", "x-amzn-requestid"):
-                            self.send_header(name, value)
-                    conn.close()
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
-                         daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_a_sync_that_cannot_delete_after_the_commit_applies_nothing_twice_when_run_again(
         feedback_queue, people, run_mailer, aws_env, monkeypatch):
     url, publish, _ = feedback_queue
@@ -444,12 +408,9 @@ def test_a_sync_that_cannot_delete_after_the_commit_applies_nothing_twice_when_r
         QueueUrl=url, Attributes={"VisibilityTimeout": "1"})
     publish(sample("notification-bounce-no-dsn"))
     publish(transient("soft-once", "mary@example.com"), raw=True)
-    proxy = _NoDeletes(aws_env.url)
-    try:
+    with FaultyProxy(aws_env.url, fail_deletes=True) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         result = run_mailer("sync", "--queue-url", url)
-    finally:
-        proxy.close()
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith("Error: SQS refused delete_message: InternalFailure")
     # moto hands out messages in the order they arrived: the first one's bounces
@@ -458,13 +419,12 @@ def test_a_sync_that_cannot_delete_after_the_commit_applies_nothing_twice_when_r
     assert applied["jane@example.com"] == applied["richard@example.com"] == ["subscribed", "bounced"]
     assert applied["mary@example.com"] == ["subscribed"]
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env.url)
-    for _ in range(60):  # until the undeleted messages come back and go
+
+    def sync_again():
         result = run_mailer("sync", "--queue-url", url)
         assert result.exit_code == 0, result.output
-        if queue_depth(aws_env, url) == 0:
-            break
-        time.sleep(0.5)
-    assert queue_depth(aws_env, url) == 0
+
+    until_empty(aws_env, url, sync_again)  # the undeleted messages come back and go
     final = histories(people)
     assert final["jane@example.com"] == ["subscribed", "bounced"]
     assert final["richard@example.com"] == ["subscribed", "bounced"]
