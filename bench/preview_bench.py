@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,8 @@ from mailer.compose import build  # noqa: E402
 from mailer.compose.lint import lint  # noqa: E402
 from mailer.web.preview import PreviewServer  # noqa: E402
 from mailer.workspace import Workspace  # noqa: E402
+
+from bench.workspace_copy import copy_workspace  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -52,15 +53,6 @@ VISIBLE = """marker => new Promise(resolve => {
   };
   look();
 })"""
-
-
-def workspace_copy(folder: Path) -> Path:
-    root = folder / "workspace"
-    root.mkdir()
-    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
-    shutil.copytree(REPO / "templates", root / "templates")
-    shutil.copytree(REPO / "issues", root / "issues")
-    return root
 
 
 def series(page, server, path: Path, edit, count: int, bumps: list[float]) -> list[dict]:
@@ -99,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = workspace_copy(Path(tmp))
+        root = copy_workspace(REPO, Path(tmp) / "workspace")
         workspace = Workspace(root)
         issue = root / "issues" / "2024-26.md"
 

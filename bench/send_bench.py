@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from mailer.compose.build import render_issue  # noqa: E402
 from mailer.compose.render import Recipient  # noqa: E402
 from mailer.send.message import MessageTemplate, build_message_stdlib, new_envelope  # noqa: E402
 from mailer.workspace import Workspace  # noqa: E402
+
+from bench.workspace_copy import copy_workspace  # noqa: E402
 
 SECRET = b"bench-secret-" + b"x" * 32
 
@@ -92,10 +93,7 @@ def bare_boto3(n: int, concurrency: int, raw: bytes, sender: str) -> float:
 
 
 def make_workspace(folder: Path, count: int) -> Workspace:
-    for name in ("newsletter.toml",):
-        shutil.copy(ROOT / name, folder / name)
-    shutil.copytree(ROOT / "templates", folder / "templates")
-    shutil.copytree(ROOT / "issues", folder / "issues")
+    copy_workspace(ROOT, folder)
     with open(folder / "newsletter.toml", "a", encoding="utf-8") as config:
         config.write('\n[ses]\nregion = "us-east-1"\n')
     text = folder / "newsletter.toml"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
+import functools
 from pathlib import Path
 
 import pytest
+
+from bench.workspace_copy import copy_workspace
+
+# moto (SES, SQS), SMTP and a faulty proxy, for the tests that send or sync.
+pytest_plugins = ["tests.servers"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_ISSUE = REPO / "issues" / "2024-26.md"
@@ -26,12 +31,7 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture
 def workspace_dir(tmp_path: Path) -> Path:
     """A fresh copy of the example workspace (settings, templates, issues)."""
-    root = tmp_path / "workspace"
-    root.mkdir()
-    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
-    shutil.copytree(REPO / "templates", root / "templates")
-    shutil.copytree(REPO / "issues", root / "issues")
-    return root
+    return copy_workspace(REPO, tmp_path / "workspace")
 
 
 @pytest.fixture
@@ -73,7 +73,12 @@ def preview_server(workspace):
     """`mailer preview` of the workspace copy, on a free port, stopped afterwards."""
     from mailer.web.preview import PreviewServer
 
-    with PreviewServer(workspace) as server:
+    from .servers import SHUTDOWN_POLL
+
+    server = PreviewServer(workspace)
+    server.httpd.serve_forever = functools.partial(server.httpd.serve_forever,
+                                                   poll_interval=SHUTDOWN_POLL)
+    with server:
         yield server
 
 
@@ -110,3 +115,14 @@ def run_mailer(workspace_dir: Path, monkeypatch: pytest.MonkeyPatch):
         return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def every_file_in_a_second_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imports read every file in a forked second process, however small."""
+    from mailer.subscribers import importer
+
+    monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
+    # Other tests leave server threads running in this process; the child
+    # only reads, so it is safe to fork anyway.
+    monkeypatch.setattr(importer, "_may_fork", lambda: True)

@@ -22,6 +22,10 @@ from aiosmtpd.smtp import SMTP as SMTPProtocol
 
 SENDER = "weekly@newsletter.example.com"
 
+# How often a test's HTTP server looks for a shutdown: socketserver's default
+# poll_interval, 0.5 s, is what every test would wait for its server to stop.
+SHUTDOWN_POLL = 0.02
+
 
 @dataclass
 class Moto:
@@ -153,13 +157,17 @@ class FaultyProxy:
     Every `throttle_every`-th SendEmail is answered with SES's real throttling
     error (HTTP 429, x-amzn-ErrorType: TooManyRequestsException) without
     reaching moto; every `drop_every`-th is forwarded to moto — so SES takes
-    it — and then the client's connection is closed with no answer.
+    it — and then the client's connection is closed with no answer. With
+    `fail_deletes`, every SQS DeleteMessage is answered with a 500: the store
+    has committed, and the message stays, as after a crash right then.
     """
 
-    def __init__(self, target: str, throttle_every: int = 0, drop_every: int = 0) -> None:
+    def __init__(self, target: str, throttle_every: int = 0, drop_every: int = 0,
+                 fail_deletes: bool = False) -> None:
         self.target = target
         self.throttle_every = throttle_every
         self.drop_every = drop_every
+        self.fail_deletes = fail_deletes
         self.count = 0
         self.throttled = 0
         self.dropped = 0
@@ -169,8 +177,22 @@ class FaultyProxy:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def reply(self, status: int, content_type: str, payload: bytes, **headers: str) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name.replace("_", "-"), value)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if proxy.fail_deletes and ("DeleteMessage" in self.headers.get("X-Amz-Target", "")
+                                           or b"Action=DeleteMessage" in body):
+                    self.reply(500, "application/x-amz-json-1.0",
+                               b'{"__type": "InternalFailure", "message": "try again"}')
+                    return
                 sending = self.path.startswith("/v2/email/outbound-emails")
                 with proxy.lock:
                     if sending:
@@ -179,13 +201,9 @@ class FaultyProxy:
                 if sending and proxy.throttle_every and n % proxy.throttle_every == 0:
                     with proxy.lock:
                         proxy.throttled += 1
-                    payload = json.dumps({"message": "Maximum sending rate exceeded."}).encode()
-                    self.send_response(429)
-                    self.send_header("x-amzn-ErrorType", "TooManyRequestsException")
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    self.reply(429, "application/json",
+                               json.dumps({"message": "Maximum sending rate exceeded."}).encode(),
+                               x_amzn_ErrorType="TooManyRequestsException")
                     return
                 status, headers, answer = proxy.forward(self.command, self.path, self.headers, body)
                 if sending and proxy.drop_every and n % proxy.drop_every == 0:
@@ -209,7 +227,8 @@ class FaultyProxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
+                                       daemon=True)
 
     def forward(self, method, path, headers, body):
         host, port = self.target.removeprefix("http://").split(":")

@@ -18,6 +18,7 @@ from mailer.errors import TemplateError
 from mailer.compose.issue import parse_issue, read_issue
 
 from .conftest import EXAMPLE_ISSUE
+from .servers import SHUTDOWN_POLL
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -290,7 +291,8 @@ def test_inlining_never_touches_the_network(workspace):
             pass
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
+                              daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/remote.css"

@@ -1,9 +1,11 @@
 """The import's fast paths give what the plain ones give.
 
-Every test of test_importer.py runs again here with each file read in a
-second process; rows written straight into the store must end exactly as
-staged rows would; the attributes' JSON written from the cells must be what
-`encode_attributes` writes.
+Every import test of test_importer.py also runs with each file read in a
+second process (its `reading` parameter); here, the second process itself:
+when it starts, that it is gone afterwards, what it reports. Rows written
+straight into the store must end exactly as staged rows would; the
+attributes' JSON written from the cells must be what `encode_attributes`
+writes.
 """
 
 from __future__ import annotations
@@ -24,29 +26,39 @@ from mailer.errors import AddressError
 from mailer.subscribers.importer import _converter, _Columns, import_file
 from mailer.store import StagedRow, Store, encode_attributes
 
-from .test_importer import *  # noqa: F401,F403  (run them all again, below)
+pytestmark = pytest.mark.usefixtures("every_file_in_a_second_process")
 
 real_may_fork = importer._may_fork
 
 
-@pytest.fixture(autouse=True)
-def every_file_in_a_second_process(monkeypatch):
-    monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
-    # Other tests leave server threads running in this process; the child
-    # here only reads, so it is safe to fork anyway.
-    monkeypatch.setattr(importer, "_may_fork", lambda: True)
+@pytest.fixture
+def reading_processes(monkeypatch) -> list[int]:
+    """The process ids of the reading processes the imports start."""
+    started = []
+
+    class Spy(importer._ReadingProcess):
+        def __init__(self, batches):
+            super().__init__(batches)
+            started.append(self._pid)
+
+    monkeypatch.setattr(importer, "_ReadingProcess", Spy)
+    return started
 
 
-def test_a_process_running_other_threads_reads_in_process():
-    assert importer._may_fork.__module__ == "tests.test_import_paths"  # the fixture's stand-in
+def test_a_process_running_other_threads_reads_in_process(store, subscriber_file, monkeypatch,
+                                                         reading_processes):
+    monkeypatch.setattr(importer, "_may_fork", real_may_fork)
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
-        assert not real_may_fork()
+        assert not importer._may_fork()
+        report = import_file(store, subscriber_file("email\nann@example.com\n"), actor="a")
     finally:
         stop.set()
         thread.join()
+    assert report.imported == 1 and reading_processes == []
+    assert [s.email for s in store.subscribers()] == ["ann@example.com"]
 
 
 def children() -> set[str]:
@@ -57,17 +69,10 @@ def children() -> set[str]:
     return found
 
 
-def test_a_large_file_is_read_in_a_second_process(store, subscriber_file, monkeypatch):
-    started = []
-
-    class Spy(importer._ReadingProcess):
-        def __init__(self, batches):
-            super().__init__(batches)
-            started.append(self._pid)
-
-    monkeypatch.setattr(importer, "_ReadingProcess", Spy)
+def test_a_large_file_is_read_in_a_second_process(store, subscriber_file, reading_processes):
     report = import_file(store, subscriber_file("email\nann@example.com\n"), actor="a")
-    assert report.imported == 1 and len(started) == 1 and started[0] != os.getpid()
+    assert report.imported == 1 and len(reading_processes) == 1
+    assert reading_processes[0] != os.getpid()
 
 
 def test_the_reading_process_is_gone_after_an_import_good_or_bad(store, subscriber_file):

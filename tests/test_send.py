@@ -21,7 +21,7 @@ from mailer.send.transports.ses import SesTransport
 from mailer.send.transports.smtp import SmtpTransport
 
 from .conftest import EXAMPLE_ISSUE
-from .servers import SENDER, FaultyProxy, aws_env, moto_server, ses, smtp_server  # noqa: F401
+from .servers import SENDER, FaultyProxy
 
 SECRET = b"k" * 32
 

@@ -131,6 +131,18 @@ def test_status_reports_the_ledger_as_text_and_json(run_mailer, workspace_dir):
     assert missing.output == "Error: 2099-01 has not been sent (mailer send-issue 2099-01)\n"
 
 
+def written(workspace_dir: Path) -> int:
+    """How many messages the outbox holds."""
+    folder = workspace_dir / "outbox" / "2024-26"
+    return sum(1 for _ in folder.glob("*.eml")) if folder.is_dir() else 0
+
+
+def sending(workspace_dir: Path, process: subprocess.Popen, before: int) -> None:
+    """Wait until `process` writes a message beyond the `before` already in the outbox (or ends)."""
+    while process.poll() is None and written(workspace_dir) <= before:
+        time.sleep(0.01)
+
+
 def _send_process(workspace_dir: Path, *args: str) -> subprocess.Popen:
     env = dict(os.environ)
     return subprocess.Popen(
@@ -145,8 +157,11 @@ def test_killed_at_random_points_then_resumed_nobody_gets_it_twice(workspace_dir
     rng = random.Random(2024)
     kills = 0
     for _ in range(6):
+        before = written(workspace_dir)
         process = _send_process(workspace_dir, "--rate", "100", "--concurrency", "4")
-        time.sleep(rng.uniform(0.8, 2.0))
+        # Killed while it sends, not while Python starts: from its first message on.
+        sending(workspace_dir, process, before)
+        time.sleep(rng.uniform(0.05, 0.5))
         if process.poll() is not None:
             break
         process.send_signal(signal.SIGKILL)
@@ -179,7 +194,8 @@ def test_killed_at_random_points_then_resumed_nobody_gets_it_twice(workspace_dir
 def test_ctrl_c_finishes_what_is_in_flight_and_exits_130(workspace_dir):
     add_subscribers(workspace_dir, 200)
     process = _send_process(workspace_dir, "--rate", "40", "--concurrency", "4")
-    time.sleep(2.0)
+    sending(workspace_dir, process, 0)
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err

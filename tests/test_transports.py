@@ -6,11 +6,12 @@ import pytest
 
 from mailer.config import SesSettings, SmtpSettings
 from mailer.errors import AccountSendError, PermanentSendError, Throttled, UnknownOutcome
+from mailer.send.quota import Quota
 from mailer.send.transports.outbox import OutboxTransport
 from mailer.send.transports.ses import SesTransport
 from mailer.send.transports.smtp import SmtpTransport
 
-from .servers import SENDER, FaultyProxy, aws_env, moto_server, ses, smtp_server  # noqa: F401
+from .servers import SENDER, FaultyProxy
 
 RAW = (f"From: {SENDER}\r\nTo: reader@example.com\r\nSubject: hi\r\n"
        "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nbody\r\n").encode()
@@ -26,10 +27,20 @@ def test_ses_sends_raw_mime_and_returns_the_message_id(ses):
     assert transport.describe() == "ses (us-east-1)"
 
 
-def test_ses_quota_is_read_from_the_account(ses):
-    quota = SesTransport(SesSettings(), concurrency=1).quota()
-    assert quota.max_rate > 0 and quota.max_per_day > 0
-    assert quota.remaining == quota.max_per_day - quota.sent_last_day
+def test_ses_quota_is_read_from_the_account_and_goes_down_as_it_sends(ses):
+    transport = SesTransport(SesSettings(), concurrency=1)
+    fresh = transport.quota()
+    # moto's sandbox account: one message a second, 200 a day, none sent yet.
+    assert (fresh.max_rate, fresh.max_per_day, fresh.sent_last_day, fresh.remaining) == (1, 200, 0, 200)
+    transport.send(RAW, SENDER, "reader@example.com")
+    used = transport.quota()
+    assert used.sent_last_day > 0 and 0 < used.remaining < 200
+
+
+def test_a_quota_is_never_below_zero_and_unlimited_is_infinite():
+    assert Quota(max_rate=14, max_per_day=50_000, sent_last_day=49_990).remaining == 10
+    assert Quota(max_rate=14, max_per_day=50_000, sent_last_day=50_007).remaining == 0
+    assert Quota(max_rate=14, max_per_day=-1, sent_last_day=123).remaining == float("inf")
 
 
 def test_ses_unverified_sender_stops_the_send(aws_env):

@@ -15,6 +15,8 @@ from mailer.store import Store
 from mailer.tokens import SECRET_ENV, issue_token
 from mailer.web.unsubscribe import create_app, make_server
 
+from .servers import SHUTDOWN_POLL
+
 SECRET = "s" * 32
 
 
@@ -30,7 +32,8 @@ def server(workspace, monkeypatch):
     app = create_app(workspace.root)
     app.log = logged.append
     httpd = make_server(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
+                              daemon=True)
     thread.start()
     yield httpd.server_address[1], workspace.store_path, send.id, logged
     httpd.shutdown()
