@@ -13,7 +13,8 @@ import pytest
 from mailer.subscribers.addresses import parse_address
 from mailer.store import Store
 from mailer.tokens import SECRET_ENV, issue_token
-from mailer.web.unsubscribe import create_app, make_server
+from mailer.web.unsubscribe import create_app
+from mailer.web.unsubscribe_server import make_server
 
 from .servers import SHUTDOWN_POLL
 

@@ -19,8 +19,8 @@ its page says so and records nothing.
 
 Nothing here redirects, so there is no redirect to abuse; every page carries
 a strict Content-Security-Policy, no-referrer (the token is in the URL) and
-no-store. `serve` runs the app on the standard library's wsgiref, one thread
-per request; any WSGI server can run `create_app()` instead.
+no-store. `mailer serve` runs the app on waitress (`unsubscribe_server`);
+any WSGI server can run `create_app()` instead.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterable
 from html import escape
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from ..config import Settings
 from ..errors import StoreBusy
@@ -45,10 +44,14 @@ from ..language import words_for
 from ..store import Store, Subscriber
 from ..tokens import InvalidToken, TokenClaims, load_secret, verify_token
 from ..workspace import Workspace, find_workspace, open_workspace
-from .server import QuietServer
 
 ACTOR = "unsubscribe page"
 MAX_BODY = 16 * 1024
+# How long a POST waits for another command's write before answering 503 with
+# Retry-After. A send's or a sync's write lasts milliseconds, so 2 s rides over
+# them; an import or a long command holding the lock longer must not hold every
+# thread of a burst for the store's 30 s, when the mailbox provider retries anyway.
+WRITE_WAIT = 2.0
 WORKSPACE_ENV = "MAILER_WORKSPACE"
 
 # The page's own words by language; `[vars.unsubscribe_page]` in
@@ -254,7 +257,7 @@ class UnsubscribeApp:
         """Unsubscribe, or resubscribe from the undo button, the subscriber `claims` names."""
         one_click = "One-Click" in fields.get("List-Unsubscribe", [])
         action = _single(fields.get("action")) or "unsubscribe"
-        with Store.open(self.store_path) as store:
+        with Store.open(self.store_path, busy_timeout=WRITE_WAIT) as store:
             send = store.send_by_id(claims.send_id) if claims.send_id else None
             issue = f" of {send.issue}" if send else ""
             if action == "resubscribe" and not one_click:
@@ -363,37 +366,3 @@ def create_app(workspace_dir: str | Path | None = None) -> UnsubscribeApp:
     workspace = open_workspace(Path(given)) if given else find_workspace()
     workspace.settings  # fail now, with the file's error, rather than on the first request
     return UnsubscribeApp(workspace)
-
-
-# --- mailer serve: the app on the standard library's server -----------------
-
-
-class _Handler(WSGIRequestHandler):
-    # A reader who never finishes a request must not hold a thread for ever.
-    timeout = 30
-
-    def log_message(self, format: str, *args) -> None:
-        # The token in a logged URL would let whoever reads the log unsubscribe the reader.
-        line = _redact(format % args)
-        sys.stderr.write(f"{self.address_string()} - [{self.log_date_time_string()}] {line}\n")
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (ConnectionError, TimeoutError):
-            pass
-
-
-def _redact(line: str) -> str:
-    return re.sub(r"([?&]t=)[^&\s\"]*", r"\1…", line)
-
-
-class _Server(QuietServer, WSGIServer):
-    """The threaded wsgiref server; what it says of a port it cannot bind is the default."""
-
-
-def make_server(app: UnsubscribeApp, host: str = "127.0.0.1", port: int = 8080) -> _Server:
-    """A threaded wsgiref server for `app`, bound but not yet serving."""
-    server = _Server((host, port), _Handler)
-    server.set_app(app)
-    return server
