@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=300, help="one-click POSTs per client in the burst")
     parser.add_argument("--mixed", type=int, default=2000, help="requests of the mixed load")
     parser.add_argument("--subscribers", type=int, default=20_000)
-    parser.add_argument("--threads", type=int, default=16, help="mailer serve --threads")
+    parser.add_argument("--threads", type=int, default=8, help="mailer serve --threads")
     parser.add_argument("--only", choices=("waitress", "wsgiref"), help="run one server only")
     parser.add_argument("--reference-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

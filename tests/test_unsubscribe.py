@@ -328,3 +328,32 @@ def test_clients_that_never_finish_their_request_do_not_keep_readers_out(server)
         for sock in silent:
             sock.close()
     assert status_of(store_path, "cy@example.com") == "unsubscribed"
+
+
+def test_a_client_can_keep_its_connection_for_several_requests(server):
+    port, store_path, send_id, _ = server
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", f"/unsubscribe?t={token(1, send_id)}")
+        first = conn.getresponse()
+        first.read()
+        kept = conn.sock
+        conn.request("POST", f"/unsubscribe?t={token(2, send_id)}", body=b"List-Unsubscribe=One-Click",
+                     headers=ONE_CLICK)
+        second = conn.getresponse()
+        second.read()
+        assert (first.status, second.status) == (200, 200)
+        assert kept is not None and conn.sock is kept
+    finally:
+        conn.close()
+    assert status_of(store_path, "bob@example.com") == "unsubscribed"
+
+
+def test_the_servers_own_messages_never_hold_a_token(server, caplog):
+    """waitress logs a request's trouble itself (a client gone, an error while serving)."""
+    import logging
+
+    port, _, send_id, _ = server
+    good = token(1, send_id)
+    logging.getLogger("waitress").warning("Exception while serving %s", f"/unsubscribe?t={good}&x=1")
+    assert "/unsubscribe?t=…&x=1" in caplog.text and good not in caplog.text

@@ -29,7 +29,7 @@ def serve(host: str, port: int, threads: int, backlog: int) -> None:
 
     \b
     Example:
-        mailer serve --port 8080 --threads 16
+        mailer serve --port 8080 --threads 8
     """
     from ..web.unsubscribe import create_app
     from ..web.unsubscribe_server import make_server

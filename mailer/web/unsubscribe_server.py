@@ -38,9 +38,9 @@ MAX_HEADERS = 16 * 1024
 class ServeOptions:
     """How `mailer serve` meets a burst; the defaults hold 50 clients at once on 2 cores."""
 
-    threads: int = 16
-    """Requests handled at once. Store writes take turns anyway, so more threads
-    only add waiting; fewer leave reads queued behind writes."""
+    threads: int = 8
+    """Requests handled at once. Store writes take turns anyway, and 16 threads were
+    no faster than 8 on 2 cores (bench/serve_bench.py); fewer queue GETs behind POSTs."""
     backlog: int = 1024
     """Connections the kernel holds while every thread is busy (capped by
     net.core.somaxconn); a burst beyond it is refused, not reset midway."""
