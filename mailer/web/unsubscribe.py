@@ -194,6 +194,7 @@ class UnsubscribeApp:
         configured = urlsplit(self.settings.unsubscribe.url).path.rstrip("/")
         self.paths = {"/unsubscribe", configured or "/unsubscribe"}
         self._write_lock = threading.Lock()
+        self._local = threading.local()
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         try:
@@ -237,7 +238,7 @@ class UnsubscribeApp:
         if claims.subscriber_id == 0:
             return self._page(200, "test"), []
         if fields is None:
-            with Store.open(self.store_path) as store:
+            with self._store() as store:
                 subscriber = store.subscriber_by_id(claims.subscriber_id)
             return self._status_page(subscriber, token, confirm=True), []
         return self._change(claims, token, fields), []
@@ -260,7 +261,7 @@ class UnsubscribeApp:
         """Unsubscribe, or resubscribe from the undo button, the subscriber `claims` names."""
         one_click = "One-Click" in fields.get("List-Unsubscribe", [])
         action = _single(fields.get("action")) or "unsubscribe"
-        with self._writing(), Store.open(self.store_path, busy_timeout=WRITE_WAIT) as store:
+        with self._writing(), self._store() as store:
             send = store.send_by_id(claims.send_id) if claims.send_id else None
             issue = f" of {send.issue}" if send else ""
             if action == "resubscribe" and not one_click:
@@ -276,6 +277,29 @@ class UnsubscribeApp:
             return self._page(200, "done", email=subscriber.email, undo=True,
                               forms=[("resubscribe", "resubscribe_button", token)])
         return self._status_page(subscriber, token, confirm=False)
+
+    @contextmanager
+    def _store(self) -> Iterator[Store]:
+        """This thread's connection to the store, kept from one request to the next.
+
+        Opening the store checks the file and sets a dozen pragmas, and the close
+        of its last connection checkpoints and syncs the WAL: together 4/5 of a
+        POST. The connection is opened again when the file at `store_path` is
+        another one (restored from a backup, moved away) and dropped on any error.
+        """
+        kept = getattr(self._local, "store", None)
+        if kept is not None and kept[1] != _identity(self.store_path):
+            kept[0].close()
+            kept = None
+        if kept is None:
+            store = Store.open(self.store_path, busy_timeout=WRITE_WAIT)
+            kept = self._local.store = (store, _identity(self.store_path))
+        try:
+            yield kept[0]
+        except BaseException:
+            self._local.store = None
+            kept[0].close()
+            raise
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -340,6 +364,15 @@ class UnsubscribeApp:
             f"<p>{fill(page.body)}</p>{forms}</main></body></html>\n"
         )
         return html.encode("utf-8")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at `path` (device and inode), None when none is."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _form(text: str) -> dict[str, list[str]]:

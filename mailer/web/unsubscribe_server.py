@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..store import Store
 from .server import QuietServer
 from .unsubscribe import MAX_BODY, UnsubscribeApp
 
@@ -134,11 +133,6 @@ class UnsubscribeServer:
             if refusal is None:
                 raise
             raise refusal from None
-        # The app opens the store per request. Were each request's connection the
-        # last one, its close would checkpoint the WAL into the file and sync it:
-        # 12 ms of a 15 ms POST. One idle connection held for the server's life
-        # leaves checkpoints to SQLite's own schedule; it holds no lock.
-        self._keeper = Store.open(app.store_path)
 
     @property
     def server_address(self) -> tuple[str, int]:
@@ -166,7 +160,6 @@ class UnsubscribeServer:
     def server_close(self) -> None:
         """Close the listening socket and every connection, and end the threads."""
         self._server.close()
-        self._keeper.close()
 
 
 def make_server(app: UnsubscribeApp, host: str = "127.0.0.1", port: int = 8080,
