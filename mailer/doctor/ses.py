@@ -197,7 +197,8 @@ class SesDoctor:
             destinations = self.sesv2.get_configuration_set_event_destinations(
                 ConfigurationSetName=name)["EventDestinations"]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
-            if _code(exc) == "NotFoundException":
+            # SESv2 says NotFoundException; SES v1 (and moto) ConfigurationSetDoesNotExist.
+            if _code(exc) in ("NotFoundException", "ConfigurationSetDoesNotExist"):
                 return problem("configuration-set", f"{name!r} does not exist in {self.session.region_name}",
                                "create it, or fix [ses] configuration_set: every send would fail")
             return problem("configuration-set", f"{name!r}: {_reason(exc)}")

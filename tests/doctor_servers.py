@@ -1,0 +1,199 @@
+"""Real servers for `mailer doctor`'s tests: DNS, an SESv2 endpoint, SMTP with a login, TLS.
+
+- A DNS server (dnslib) on 127.0.0.1 serving a small zone per test, and one
+  that never answers, for "could not check".
+- An SESv2 endpoint for what moto does not implement (GetAccount, DKIM
+  tokens, MAIL FROM attributes, event destinations): it answers each GET
+  with the JSON SES documents for it (botocore's sesv2 service model).
+- An aiosmtpd server that asks for a login, with or without STARTTLS, on a
+  certificate for 127.0.0.1 that `SSL_CERT_FILE` makes trusted.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import ssl
+import subprocess
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from dnslib import CNAME, QTYPE, RCODE, RR, TXT
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from tests.servers import SHUTDOWN_POLL
+
+
+class _Zone(BaseResolver):
+    """Answers from `records`: (name, type) → values; a known name without that type is NODATA."""
+
+    def __init__(self, records: dict[tuple[str, str], list[str]]) -> None:
+        self.records = records
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".").lower()
+        kind = QTYPE[request.q.qtype]
+        for value in self.records.get((name, kind), []):
+            data = TXT(value) if kind == "TXT" else CNAME(value)
+            reply.add_answer(RR(request.q.qname, request.q.qtype, rdata=data, ttl=60))
+        if not any(n == name for n, _ in self.records):
+            reply.header.rcode = RCODE.NXDOMAIN
+        return reply
+
+
+@dataclass
+class Nameserver:
+    """A DNS server on 127.0.0.1 whose records a test sets."""
+
+    records: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def nameserver(monkeypatch):
+    """A real DNS server on a free UDP port; MAILER_DNS_SERVER points the doctor at it."""
+    zone = Nameserver()
+    server = DNSServer(_Zone(zone.records), address="127.0.0.1", port=0, logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data"))
+    zone.port = server.server.server_address[1]
+    server.start_thread()
+    monkeypatch.setenv("MAILER_DNS_SERVER", zone.address)
+    monkeypatch.setenv("MAILER_DNS_TIMEOUT", "2")
+    yield zone
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
+def silent_nameserver(monkeypatch):
+    """A UDP port that reads every query and never answers, like a resolver out of reach."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    monkeypatch.setenv("MAILER_DNS_SERVER", f"127.0.0.1:{sock.getsockname()[1]}")
+    monkeypatch.setenv("MAILER_DNS_TIMEOUT", "0.3")
+    yield
+    sock.close()
+
+
+class SesEndpoint:
+    """An SESv2 endpoint: `answers` maps a request path to the JSON SES answers for it.
+
+    A path without an answer gets SES's NotFoundException, as the real
+    service answers for an identity or configuration set that does not exist.
+    """
+
+    def __init__(self) -> None:
+        self.answers: dict[str, dict] = {}
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                answer = endpoint.answers.get(self.path.split("?")[0])
+                status = 200 if answer is not None else 404
+                payload = json.dumps(answer if answer is not None else {"message": f"{self.path} not found"})
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                if answer is None:
+                    self.send_header("x-amzn-ErrorType", "NotFoundException")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
+                         daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def ses_endpoint(aws_env, monkeypatch):
+    """SESv2 calls go to a `SesEndpoint`; SQS still to moto (through AWS_ENDPOINT_URL)."""
+    endpoint = SesEndpoint()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SESV2", endpoint.url)
+    yield endpoint
+    endpoint.close()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1: (certificate file, key file)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def trusted_certificate(certificate, monkeypatch):
+    """The test certificate trusted by ssl.create_default_context(), as a CA's would be."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    return certificate
+
+
+def _authenticator(users: dict[str, str]):
+    def check(server, session, envelope, mechanism, auth_data):
+        login = auth_data.login.decode()
+        # handled=False: aiosmtpd answers the failure itself (535), as a real server does.
+        return AuthResult(success=users.get(login) == auth_data.password.decode(), handled=False)
+    return check
+
+
+@pytest.fixture
+def login_smtp_server(request):
+    """An SMTP server asking for a login; `starttls` (indirect param or default) offers TLS."""
+    options = getattr(request, "param", {})
+    users = {"writer": "right password"}
+    kwargs = {"authenticator": _authenticator(users), "auth_require_tls": False}
+    if options.get("starttls"):
+        cert, key = request.getfixturevalue("trusted_certificate")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        kwargs.update(tls_context=context, require_starttls=True, auth_require_tls=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, **kwargs)
+    controller.start()
+    yield port
+    controller.stop()
+
+
+REAL_UNSUBSCRIBE = "https://news.cloudweekly.org/unsubscribe"
+
+
+@pytest.fixture
+def doctor_settings(workspace_dir):
+    """Rewrites the example workspace's newsletter.toml for a transport, sender and extra tables."""
+    path = workspace_dir / "newsletter.toml"
+    original = path.read_text(encoding="utf-8")
+
+    def write(kind: str, *, sender: str = "", unsubscribe: str = REAL_UNSUBSCRIBE, extra: str = "") -> None:
+        text = original.replace('kind = "outbox"', f'kind = "{kind}"').replace(
+            'url = "https://newsletter.example.com/unsubscribe"', f'url = "{unsubscribe}"')
+        if sender:
+            text = text.replace('address = "weekly@newsletter.example.com"', f'address = "{sender}"')
+        path.write_text(text + "\n" + extra, encoding="utf-8")
+
+    return write
