@@ -5,6 +5,8 @@
 - An SESv2 endpoint for what moto does not implement (GetAccount, DKIM
   tokens, MAIL FROM attributes, event destinations): it answers each GET
   with the JSON SES documents for it (botocore's sesv2 service model).
+- The SES answers and DNS records of an account ready to send
+  (`healthy_ses`), which each test breaks in one place.
 - An aiosmtpd server that asks for a login, with or without STARTTLS, on a
   certificate for 127.0.0.1 that `SSL_CERT_FILE` makes trusted.
 """
@@ -19,6 +21,7 @@ import subprocess
 import threading
 from dataclasses import dataclass, field
 
+import boto3
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
@@ -62,9 +65,11 @@ class Nameserver:
 def nameserver(monkeypatch):
     """A real DNS server on a free UDP port; MAILER_DNS_SERVER points the doctor at it."""
     zone = Nameserver()
-    server = DNSServer(_Zone(zone.records), address="127.0.0.1", port=0, logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data"))
+    quiet = DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data")
+    server = DNSServer(_Zone(zone.records), address="127.0.0.1", port=0, logger=quiet)
     zone.port = server.server.server_address[1]
-    server.start_thread()
+    threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
+                     daemon=True).start()
     monkeypatch.setenv("MAILER_DNS_SERVER", zone.address)
     monkeypatch.setenv("MAILER_DNS_TIMEOUT", "2")
     yield zone
@@ -197,3 +202,81 @@ def doctor_settings(workspace_dir):
         path.write_text(text + "\n" + extra, encoding="utf-8")
 
     return write
+
+
+def lines(result) -> dict[str, str]:
+    """Each check's line by its name: 'status name: detail (hint)'."""
+    found = {}
+    for line in result.output.splitlines()[:-1]:
+        status, _, rest = line.partition(" ")
+        name, _, _ = rest.strip().partition(":")
+        found[name] = f"{status} {rest.strip()}"
+    return found
+
+
+DOMAIN = "newsletter.example.com"
+TOKENS = ["abcdefghijklmnopqrstuvwxyz234567", "bcdefghijklmnopqrstuvwxyz2345678", "cdefghijklmnopqrstuvwxyz23456789"]
+TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
+
+ACCOUNT = {
+    "DedicatedIpAutoWarmupEnabled": False,
+    "EnforcementStatus": "HEALTHY",
+    "ProductionAccessEnabled": True,
+    "SendQuota": {"Max24HourSend": 50000.0, "MaxSendRate": 14.0, "SentLast24Hours": 120.0},
+    "SendingEnabled": True,
+    "SuppressionAttributes": {"SuppressedReasons": ["BOUNCE", "COMPLAINT"]},
+}
+
+
+def domain_identity(**changes) -> dict:
+    answer = {
+        "IdentityType": "DOMAIN", "FeedbackForwardingStatus": True, "VerifiedForSendingStatus": True,
+        "VerificationStatus": "SUCCESS", "Policies": {}, "Tags": [],
+        "DkimAttributes": {"SigningEnabled": True, "Status": "SUCCESS", "Tokens": TOKENS,
+                           "SigningAttributesOrigin": "AWS_SES", "NextSigningKeyLength": "RSA_2048_BIT",
+                           "CurrentSigningKeyLength": "RSA_2048_BIT"},
+        "MailFromAttributes": {"MailFromDomain": f"bounce.{DOMAIN}", "MailFromDomainStatus": "SUCCESS",
+                               "BehaviorOnMxFailure": "USE_DEFAULT_VALUE"},
+    }
+    answer.update(changes)
+    return answer
+
+
+def good_zone(domain: str = DOMAIN) -> dict:
+    zone = {
+        (domain, "TXT"): ["v=spf1 include:amazonses.com ~all"],
+        (f"bounce.{domain}", "TXT"): ["v=spf1 include:amazonses.com ~all"],
+        (f"_dmarc.{domain}", "TXT"): [f"v=DMARC1; p=quarantine; rua=mailto:dmarc@{domain}"],
+    }
+    for token in TOKENS:
+        zone[(f"{token}._domainkey.{domain}", "CNAME")] = [f"{token}.dkim.amazonses.com."]
+    return zone
+
+
+SNS_POLICY = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+    "Resource": "*", "Condition": {"ArnEquals": {"aws:SourceArn": TOPIC}}}]}
+
+
+def make_queue(policy: dict | None = SNS_POLICY) -> str:
+    """A queue on moto (AWS_ENDPOINT_URL), with the policy SNS's subscription adds."""
+    attributes = {"Policy": json.dumps(policy)} if policy else {}
+    return boto3.client("sqs").create_queue(QueueName="ses-feedback", Attributes=attributes)["QueueUrl"]
+
+
+@pytest.fixture
+def healthy_ses(ses_endpoint, nameserver, doctor_settings):
+    """An SES account ready to send for newsletter.example.com, with DNS and a queue to match."""
+    ses_endpoint.answers.update({
+        "/v2/email/account": ACCOUNT,
+        f"/v2/email/identities/{DOMAIN}": domain_identity(),
+        "/v2/email/configuration-sets/newsletter": {"ConfigurationSetName": "newsletter",
+                                                    "SendingOptions": {"SendingEnabled": True}},
+        "/v2/email/configuration-sets/newsletter/event-destinations": {"EventDestinations": [{
+            "Name": "to-sns", "Enabled": True, "MatchingEventTypes": ["BOUNCE", "COMPLAINT", "DELIVERY"],
+            "SnsDestination": {"TopicArn": TOPIC}}]},
+    })
+    nameserver.records.update(good_zone())
+    queue = make_queue()
+    doctor_settings("ses", extra=f'[ses]\nconfiguration_set = "newsletter"\n\n[feedback]\nqueue_url = "{queue}"\n')
+    return ses_endpoint

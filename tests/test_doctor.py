@@ -10,20 +10,12 @@ import threading
 
 import pytest
 
+from tests.doctor_servers import lines
+
 GOOD_DNS = {
     ("newsletter.example.com", "TXT"): ["v=spf1 include:_spf.relay.net ~all"],
     ("_dmarc.newsletter.example.com", "TXT"): ["v=DMARC1; p=none"],
 }
-
-
-def lines(result) -> dict[str, str]:
-    """Each check's line by its name: 'status name: detail (hint)'."""
-    found = {}
-    for line in result.output.splitlines()[:-1]:
-        status, _, rest = line.partition(" ")
-        name, _, _ = rest.strip().partition(":")
-        found[name] = f"{status} {rest.strip()}"
-    return found
 
 
 def test_doctor_passes_the_example_workspace_on_the_outbox(run_mailer):

@@ -9,10 +9,11 @@ the workspace or the AWS account changes.
 
 from __future__ import annotations
 
+from ..errors import MailerError
 from ..workspace import Workspace
 from . import dns, smtp, unsubscribe
 from . import workspace as workspace_checks
-from .report import Check, Report, guarded, ok
+from .report import Check, Report, guarded, ok, problem
 from .ses import Identity, SesDoctor
 
 __all__ = ["Check", "Report", "diagnose"]
@@ -29,7 +30,6 @@ def diagnose(workspace: Workspace, *, online: bool = False, lookup: dns.Lookup |
     kind = settings.transport.kind
     if kind == "outbox":
         report.checks.append(ok("transport", "outbox: messages are written under outbox/, none delivered"))
-    lookup = lookup or dns.Lookup.from_environment()
     if kind == "ses":
         doctor = SesDoctor(settings)
         report.checks += guarded("ses", doctor.checks)
@@ -45,7 +45,11 @@ def diagnose(workspace: Workspace, *, online: bool = False, lookup: dns.Lookup |
     return report
 
 
-def _dns(lookup: dns.Lookup, identity: Identity, *, ses: bool) -> list[Check]:
+def _dns(lookup: dns.Lookup | None, identity: Identity, *, ses: bool) -> list[Check]:
+    try:
+        lookup = lookup or dns.Lookup.from_environment()
+    except MailerError as exc:
+        return [problem("dns", exc.message, exc.hint or "")]
     found = guarded("spf", lambda: dns.spf(lookup, identity, ses=ses))
     found += guarded("dmarc", lambda: dns.dmarc(lookup, identity, alignment=ses))
     if ses:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import dns.exception
 import dns.resolver
 
+from ..errors import MailerError
 from .report import Check, ok, problem, warning
 from .ses import Identity
 
@@ -36,13 +37,26 @@ class Lookup:
 
     @classmethod
     def from_environment(cls) -> Lookup:
+        """The nameserver of MAILER_DNS_SERVER, else the system's; a bad value is a `MailerError`."""
         server = os.environ.get(DNS_SERVER_ENV, "").strip()
-        timeout = float(os.environ.get(DNS_TIMEOUT_ENV, "") or 5)
-        resolver = dns.resolver.Resolver(configure=not server)
+        given = os.environ.get(DNS_TIMEOUT_ENV, "").strip()
+        try:
+            timeout = float(given or 5)
+        except ValueError:
+            raise MailerError(f"{DNS_TIMEOUT_ENV} must be seconds, got {given!r}") from None
+        try:
+            resolver = dns.resolver.Resolver(configure=not server)
+        except dns.resolver.NoResolverConfiguration:
+            raise MailerError("no nameserver configured on this system",
+                              hint=f"set {DNS_SERVER_ENV}=HOST[:PORT]") from None
         if server:
             host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
-            resolver.nameservers = [host]
-            resolver.port = int(port or 53)
+            try:
+                resolver.nameservers = [host]
+                resolver.port = int(port or 53)
+            except ValueError:
+                raise MailerError(f"{DNS_SERVER_ENV} must be HOST or HOST:PORT (an IP address), "
+                                  f"got {server!r}") from None
         resolver.lifetime = timeout
         resolver.timeout = timeout
         return cls(resolver)

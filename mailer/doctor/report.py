@@ -24,7 +24,8 @@ class Check:
     hint: str = ""
 
     def line(self) -> str:
-        text = f"{self.status:<7} {self.name}: {self.detail}"
+        """The printed line; whatever a server answered, it stays one line."""
+        text = f"{self.status:<7} {self.name}: {' '.join(self.detail.split())}"
         return f"{text} ({self.hint})" if self.hint else text
 
 

@@ -46,10 +46,15 @@ class Identity:
 
 
 def _reason(exc: Exception) -> str:
+    """The error in one short line: SES's code and message, or botocore's words."""
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
-        return f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
-    return " ".join(str(exc).split())
+        message = " ".join(str(error.get("Message", "")).split())
+        if message.startswith("<"):  # an HTML page: not SES answering, whatever is at that endpoint
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            return f"HTTP {status} from an endpoint that is not SES's API"
+        return f"{error.get('Code', '')}: {message[:200]}".strip(": ")
+    return " ".join(str(exc).split())[:200]
 
 
 def _code(exc: Exception) -> str:
@@ -148,7 +153,8 @@ class SesDoctor:
             found.append(ok("identity", f"{verified[0]} is verified for sending"))
         elif by_domain or by_address:
             status = (by_domain or by_address).get("VerificationStatus", "not verified")
-            found.append(problem("identity", f"{domain if by_domain else address} is not verified ({status})",
+            found.append(problem("identity", f"{domain if by_domain else address} is not verified for sending "
+                                             f"(verification {status})",
                                  "finish the verification in the SES console (DNS records or the mail's link)"))
         else:
             found.append(problem("identity", f"neither {address} nor {domain} is an SES identity",
