@@ -132,20 +132,33 @@ def test_doctor_online_reports_an_unsubscribe_page_that_does_not_answer(run_mail
     assert lines(result)["unsubscribe-online"].startswith(f"problem unsubscribe-online: {closed} does not answer: ")
 
 
-def smtp_table(port: int, security: str = "none", username: str = "writer") -> str:
-    return (f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "{security}"\n'
-            f'username = "{username}"\npassword_env = "NEWS_SMTP_PASSWORD"\ntimeout = 5\n')
-
-
-def test_doctor_logs_in_to_the_smtp_server(run_mailer, doctor_settings, nameserver, login_smtp_server,
-                                           monkeypatch):
+@pytest.fixture
+def smtp_doctor(run_mailer, doctor_settings, nameserver, login_smtp_server, monkeypatch):
+    """Runs `mailer doctor` on the smtp transport against the test server, with DNS in order."""
     nameserver.records.update(GOOD_DNS)
-    monkeypatch.setenv("NEWS_SMTP_PASSWORD", "right password")
-    doctor_settings("smtp", extra=smtp_table(login_smtp_server))
-    result = run_mailer("doctor")
+
+    def run(security: str = "none", password: str | None = "right password"):
+        if password is None:
+            monkeypatch.delenv("NEWS_SMTP_PASSWORD", raising=False)
+        else:
+            monkeypatch.setenv("NEWS_SMTP_PASSWORD", password)
+        doctor_settings("smtp", extra=smtp_table(login_smtp_server, security))
+        return run_mailer("doctor")
+
+    run.port = login_smtp_server
+    return run
+
+
+def smtp_table(port: int, security: str = "none") -> str:
+    return (f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "{security}"\n'
+            'username = "writer"\npassword_env = "NEWS_SMTP_PASSWORD"\ntimeout = 5\n')
+
+
+def test_doctor_logs_in_to_the_smtp_server(smtp_doctor):
+    result = smtp_doctor()
     assert result.exit_code == 0, result.output
     found = lines(result)
-    assert found["smtp"] == f"ok smtp: connected to 127.0.0.1:{login_smtp_server}"
+    assert found["smtp"] == f"ok smtp: connected to 127.0.0.1:{smtp_doctor.port}"
     assert found["smtp-tls"].startswith('warning smtp-tls: security = "none": ')
     assert found["smtp-login"] == "ok smtp-login: logged in as 'writer'"
     assert found["spf"] == "ok spf: newsletter.example.com: v=spf1 include:_spf.relay.net ~all"
@@ -153,42 +166,28 @@ def test_doctor_logs_in_to_the_smtp_server(run_mailer, doctor_settings, nameserv
 
 
 @pytest.mark.parametrize("login_smtp_server", [{"starttls": True}], indirect=True)
-def test_doctor_starts_tls_before_the_smtp_login(run_mailer, doctor_settings, nameserver, login_smtp_server,
-                                                 monkeypatch):
-    nameserver.records.update(GOOD_DNS)
-    monkeypatch.setenv("NEWS_SMTP_PASSWORD", "right password")
-    doctor_settings("smtp", extra=smtp_table(login_smtp_server, "starttls"))
-    result = run_mailer("doctor")
+def test_doctor_starts_tls_before_the_smtp_login(smtp_doctor):
+    result = smtp_doctor("starttls")
     assert result.exit_code == 0, result.output
     assert lines(result)["smtp-tls"] == "ok smtp-tls: STARTTLS: the connection is encrypted"
     assert lines(result)["smtp-login"] == "ok smtp-login: logged in as 'writer'"
 
 
-def test_doctor_reports_a_refused_smtp_login(run_mailer, doctor_settings, nameserver, login_smtp_server,
-                                             monkeypatch):
-    nameserver.records.update(GOOD_DNS)
-    monkeypatch.setenv("NEWS_SMTP_PASSWORD", "wrong password")
-    doctor_settings("smtp", extra=smtp_table(login_smtp_server))
-    result = run_mailer("doctor")
+def test_doctor_reports_a_refused_smtp_login(smtp_doctor):
+    result = smtp_doctor(password="wrong password")
     assert result.exit_code == 1
     assert lines(result)["smtp-login"].startswith("problem smtp-login: the server refused the login of 'writer': 535 ")
 
 
-def test_doctor_reports_a_missing_smtp_password(run_mailer, doctor_settings, nameserver, login_smtp_server,
-                                                monkeypatch):
-    nameserver.records.update(GOOD_DNS)
-    monkeypatch.delenv("NEWS_SMTP_PASSWORD", raising=False)
-    doctor_settings("smtp", extra=smtp_table(login_smtp_server))
-    result = run_mailer("doctor")
+def test_doctor_reports_a_missing_smtp_password(smtp_doctor):
+    result = smtp_doctor(password=None)
     assert result.exit_code == 1
     assert lines(result)["smtp-login"] == ("problem smtp-login: the environment variable NEWS_SMTP_PASSWORD is "
                                            "not set (export NEWS_SMTP_PASSWORD with the SMTP password)")
 
 
-def test_doctor_reports_a_server_without_starttls(run_mailer, doctor_settings, nameserver, login_smtp_server):
-    nameserver.records.update(GOOD_DNS)
-    doctor_settings("smtp", extra=smtp_table(login_smtp_server, "starttls"))
-    result = run_mailer("doctor")
+def test_doctor_reports_a_server_without_starttls(smtp_doctor):
+    result = smtp_doctor("starttls")
     assert result.exit_code == 1
     assert lines(result)["smtp-tls"] == ('problem smtp-tls: 127.0.0.1 does not offer STARTTLS (use port 465 with '
                                          'security = "tls", or a relay that encrypts)')

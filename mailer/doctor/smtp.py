@@ -1,7 +1,8 @@
 """SMTP: the relay answers, TLS starts as `[smtp] security` says, and the login works.
 
-Connects the way the SMTP transport does (the system's trusted
-certificates, the same timeout), says QUIT and sends nothing.
+Connects with the SMTP transport's own `connect` (the system's trusted
+certificates, the same timeout), then takes each step itself so that each
+gets its line; says QUIT and sends nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import smtplib
 import ssl
 
 from ..config import SmtpSettings
+from ..send.transports.smtp import connect
 from .report import Check, ok, problem, warning
 
 
@@ -22,11 +24,7 @@ def checks(settings: SmtpSettings) -> list[Check]:
     """Connection, TLS and login, each its own line; a failure stops the ones after it."""
     where = f"{settings.host}:{settings.port}"
     try:
-        if settings.security == "tls":
-            conn = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
-                                    context=ssl.create_default_context())
-        else:
-            conn = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+        conn = connect(settings)
     except ssl.SSLError as exc:
         return [problem("smtp", f"TLS to {where} failed: {exc.reason or exc}",
                         "port 465 speaks TLS; for 587 set [smtp] security = \"starttls\"")]
