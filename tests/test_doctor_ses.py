@@ -178,3 +178,12 @@ def test_doctor_reports_a_configuration_set_that_does_not_exist(run_mailer, aws_
     assert lines(result)["configuration-set"] == (
         "problem configuration-set: 'newsletter' does not exist in us-east-1 (create it, or fix [ses] "
         "configuration_set: every send would fail)")
+
+
+def test_doctor_turns_an_answer_it_cannot_read_into_that_checks_line(run_mailer, healthy_ses):
+    healthy_ses.answers["/v2/email/account"] = dict(ACCOUNT, SendQuota={"Max24HourSend": "lots"})
+    result = run_mailer("doctor")
+    assert result.exit_code == 1
+    found = lines(result)
+    assert found["account"].startswith("problem account: could not be checked: ")
+    assert found["identity"] == f"ok identity: {DOMAIN} is verified for sending"

@@ -18,7 +18,7 @@ import botocore.exceptions
 from .. import aws
 from ..config import Settings
 from ..errors import MailerError
-from .report import Check, ok, problem, warning
+from .report import Check, guarded, ok, problem, warning
 
 _CONFIG = botocore.config.Config(connect_timeout=5, read_timeout=10,
                                  retries={"mode": "standard", "total_max_attempts": 2})
@@ -74,9 +74,10 @@ class SesDoctor:
         found = self.session_checks()
         if self.sesv2 is None:
             return found
-        found.append(self.account())
-        found += self.sender()
-        found.append(self.configuration_set())
+        # Each its own guard: an answer nobody foresaw spoils one line, not the rest.
+        found += guarded("account", self.account)
+        found += guarded("identity", self.sender)
+        found += guarded("configuration-set", self.configuration_set)
         return found
 
     def session_checks(self) -> list[Check]:
