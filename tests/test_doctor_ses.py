@@ -5,6 +5,7 @@ tokens, MAIL FROM, event destinations). DNS comes from a test DNS server."""
 from __future__ import annotations
 
 import boto3
+import pytest
 
 from tests.doctor_servers import ACCOUNT, DOMAIN, TOKENS, TOPIC, domain_identity, lines, make_queue
 
@@ -62,29 +63,25 @@ def test_doctor_reports_a_profile_that_does_not_exist(run_mailer, healthy_ses, d
     assert lines(result)["aws"] == "problem aws: AWS profile 'nosuch' not found (check [ses] profile or ~/.aws/config)"
 
 
-def test_doctor_reports_an_account_in_the_sandbox(run_mailer, healthy_ses):
-    healthy_ses.answers["/v2/email/account"] = dict(ACCOUNT, ProductionAccessEnabled=False, SendQuota={
-        "Max24HourSend": 200.0, "MaxSendRate": 1.0, "SentLast24Hours": 0.0})
+@pytest.mark.parametrize("changes, exit_code, line", [
+    ({"ProductionAccessEnabled": False,
+      "SendQuota": {"Max24HourSend": 200.0, "MaxSendRate": 1.0, "SentLast24Hours": 0.0}}, 1,
+     "problem account: in the SES sandbox: only verified recipients, 200 a day (0 sent in the last 24 hours), "
+     "1 a second (request production access in the SES console)"),
+    ({"SendingEnabled": False, "EnforcementStatus": "PROBATION"}, 1,
+     "problem account: sending is disabled for this account (enforcement PROBATION) (see the SES console's "
+     "account dashboard)"),
+    ({"EnforcementStatus": "SHUTDOWN"}, 1,
+     "problem account: the account is shut down for sending (contact AWS support)"),
+    ({"EnforcementStatus": "PROBATION"}, 0,
+     "warning account: under review (PROBATION): 50000 a day (120 sent in the last 24 hours), 14 a second "
+     "(lower bounces and complaints before SES pauses sending)"),
+], ids=["sandbox", "paused", "shut-down", "probation"])
+def test_doctor_reports_the_account_state(run_mailer, healthy_ses, changes, exit_code, line):
+    healthy_ses.answers["/v2/email/account"] = dict(ACCOUNT, **changes)
     result = run_mailer("doctor")
-    assert result.exit_code == 1
-    assert lines(result)["account"] == (
-        "problem account: in the SES sandbox: only verified recipients, 200 a day (0 sent in the last 24 hours), "
-        "1 a second (request production access in the SES console)")
-
-
-def test_doctor_reports_an_account_whose_sending_is_paused(run_mailer, healthy_ses):
-    healthy_ses.answers["/v2/email/account"] = dict(ACCOUNT, SendingEnabled=False, EnforcementStatus="PROBATION")
-    result = run_mailer("doctor")
-    assert result.exit_code == 1
-    assert lines(result)["account"] == ("problem account: sending is disabled for this account (enforcement "
-                                        "PROBATION) (see the SES console's account dashboard)")
-
-
-def test_doctor_warns_of_an_account_under_review(run_mailer, healthy_ses):
-    healthy_ses.answers["/v2/email/account"] = dict(ACCOUNT, EnforcementStatus="PROBATION")
-    result = run_mailer("doctor")
-    assert result.exit_code == 0
-    assert lines(result)["account"].startswith("warning account: under review (PROBATION): 50000 a day")
+    assert result.exit_code == exit_code, result.output
+    assert lines(result)["account"] == line
 
 
 def test_doctor_reports_dkim_that_is_not_verified(run_mailer, healthy_ses):
