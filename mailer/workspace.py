@@ -77,7 +77,7 @@ class Workspace:
                 return candidate
         for candidate in candidates:
             if candidate.exists():
-                raise IssueError("is not a file", path=candidate, hint="give an issue's .md or .markdown file")
+                raise IssueError("is not a file", path=candidate, hint="give an issue's .md file")
         raise IssueError(
             "no such issue",
             path=given,
