@@ -185,3 +185,17 @@ def test_front_matter_title_makes_hash_headings_sections():
     assert issue.title.text == "From front matter"
     assert [s.title.text for s in issue.sections] == ["One", "Two"]
     assert "<h3>Inside</h3>" in issue.sections[0].entries[0].content.html
+
+
+def test_a_stray_h1_in_a_digest_keeps_the_sections_of_its_h2s():
+    issue = parse("# Weekly 12\n\n## News\n\nText.\n\n## Tools\n\n# Appendix\n\nMore.\n")
+    assert issue.title.text == "Weekly 12"
+    assert [s.title.text for s in issue.sections] == ["News", "Tools"]
+    appendix = issue.sections[1].entries[0]
+    assert "<h1>Appendix</h1>" in appendix.content.html
+
+
+def test_a_digest_titled_by_an_h1_with_hash_sections_gets_them_as_sections():
+    issue = parse("# Weekly 12\n\nIntro.\n\n# News\n\nText.\n\n# Tools\n")
+    assert issue.title.text == "Weekly 12"
+    assert [s.title.text for s in issue.sections] == ["News", "Tools"]

@@ -209,7 +209,7 @@ class _Parser:
         self.tokens = _md.parse(body)
         self._collect_references()
         title, title_from = self._title(meta)
-        self._shift_headings()
+        self._shift_headings(title_from)
         i = 0
         while i < len(self.tokens):
             i = self._top_level(i)
@@ -253,18 +253,21 @@ class _Parser:
         name = title_from_name(self.path.stem)
         return Fragment(Markup.escape(name), name), "file name"
 
-    def _shift_headings(self) -> None:
+    def _shift_headings(self, title_from: str) -> None:
         """Move every heading so that the highest level present starts sections.
 
         A Pelican issue or one titled by its file name uses ``#`` for its
-        sections, where a digest with an H1 title uses ``##``.
+        sections, where a digest with an H1 title uses ``##``; in such a
+        digest a stray ``#`` further down stays a heading in its section
+        rather than turning every ``##`` into a sub-heading.
         """
         title = range(self.title_span[0], self.title_span[1] + 1) if self.title_span else range(0)
         headings = [t for n, t in enumerate(self.tokens)
                     if t.type in ("heading_open", "heading_close") and n not in title]
-        if not headings:
+        levels = {int(t.tag[1]) for t in headings}
+        if not levels or (title_from == "heading" and _SECTION_LEVEL in levels):
             return
-        shift = _SECTION_LEVEL - min(int(t.tag[1]) for t in headings)
+        shift = _SECTION_LEVEL - min(levels)
         for token in headings:
             token.tag = f"h{max(1, min(6, int(token.tag[1]) + shift))}"
 
