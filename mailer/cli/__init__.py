@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ..errors import MailerError
-from . import compose, feedback, send, subscribers, web
+from . import compose, feedback, send, subscribers, web, workspace
 from .options import workspace_option
 
 
@@ -43,7 +43,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
     ctx.meta["workspace_arg"] = workspace
 
 
-for _domain in (compose, subscribers, send, feedback, web):
+for _domain in (workspace, compose, subscribers, send, feedback, web):
     for _command in _domain.COMMANDS:
         cli.add_command(_command)
 
