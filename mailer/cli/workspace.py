@@ -48,11 +48,11 @@ def _answer(question: starter.Question, given: str | None, answers: dict[str, st
             if yes:
                 raise MailerError(f"{question.flag}: {exc}") from None
             click.echo(f"Error: {exc}", err=True)
-    default = starter.suggestion(question, answers)
     if yes:
-        if default is None:
+        # Only a real default; an offer such as the unsubscribe URL is a guess to confirm.
+        if question.default is None:
             raise MailerError(f"{question.flag} is required with --yes")
-        return default
+        return question.default
 
     def check(value: str) -> str:
         try:
@@ -60,7 +60,7 @@ def _answer(question: starter.Question, given: str | None, answers: dict[str, st
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
 
-    return click.prompt(question.prompt, default=default, value_proc=check)
+    return click.prompt(question.prompt, default=starter.suggestion(question, answers), value_proc=check)
 
 
 @click.group()
