@@ -31,7 +31,8 @@ from markupsafe import Markup
 
 from ..errors import IssueError
 from .plaintext import blocks_text, closing, inline_text
-from .rawhtml import balanced_end, raw_references
+from .changes import Change, drop_control_characters
+from .rawhtml import balanced_end, clean_tokens, has_raw_html, raw_references, well_formed
 
 _md = MarkdownIt("commonmark", {"html": True, "linkify": True, "typographer": False})
 _md.enable(["table", "strikethrough", "linkify"])
@@ -127,6 +128,8 @@ class Issue:
     sections: tuple[Section, ...]
     links: tuple[Link, ...] = field(default=())
     images: tuple[Image, ...] = field(default=())
+    # What composing dropped or replaced (control characters, embeds), for lint.
+    changes: tuple[Change, ...] = field(default=())
 
     @property
     def stem(self) -> str:
@@ -170,8 +173,9 @@ def read_issue(path: Path) -> Issue:
 def parse_issue(text: str, path: Path) -> Issue:
     """Parse issue source `text`; `path` is used for messages and the stem."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text, changes = drop_control_characters(text)
     meta, body, offset = _split_front_matter(text, path)
-    return _Parser(path, offset).parse(body, meta)
+    return _Parser(path, offset, changes).parse(body, meta)
 
 
 def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
@@ -244,8 +248,9 @@ def _format_date(value: Any) -> str:
 class _Parser:
     """One pass over the top-level Markdown blocks, building sections and items."""
 
-    def __init__(self, path: Path, offset: int) -> None:
+    def __init__(self, path: Path, offset: int, changes: list[Change]) -> None:
         self.path = path
+        self.changes = changes
         self.offset = offset
         self.tokens: list[Token] = []
         self.title: Fragment | None = None
@@ -262,6 +267,7 @@ class _Parser:
 
     def parse(self, body: str, meta: dict[str, Any]) -> Issue:
         self.tokens = _md.parse(body)
+        self.changes += clean_tokens(self.tokens, _md, self.line)
         self._collect_references()
         i = 0
         while i < len(self.tokens):
@@ -286,6 +292,7 @@ class _Parser:
             sections=tuple(self.sections),
             links=tuple(self.links),
             images=tuple(self.images),
+            changes=tuple(sorted(self.changes, key=lambda c: c.line)),
         )
 
     # -- top level -----------------------------------------------------------
@@ -306,8 +313,11 @@ class _Parser:
             return end + 1
         if token.type == "paragraph_open" and self._paragraph(i):
             return end + 1
-        end = balanced_end(self.tokens, i, end, self.path, self.line)
-        self._add(Block(self._fragment(i, end + 1), self.line(token)))
+        end = balanced_end(self.tokens, i, end)
+        fragment = self._fragment(i, end + 1)
+        # Raw HTML a browser shows as nothing (a stray </table>) makes no block.
+        if fragment.html or fragment.text:
+            self._add(Block(fragment, self.line(token)))
         return end + 1
 
     def _paragraph(self, i: int) -> bool:
@@ -380,10 +390,14 @@ class _Parser:
     def _fragment(self, start: int, stop: int) -> Fragment:
         tokens = self.tokens[start:stop]
         html = _md.renderer.render(tokens, _md.options, {})
+        if has_raw_html(tokens):
+            html = well_formed(html)
         return Fragment(Markup(html.strip()), blocks_text(tokens))
 
     def _inline_fragment(self, children: list[Token]) -> Fragment:
         html = _md.renderer.renderInline(children, _md.options, {})
+        if has_raw_html(children):
+            html = well_formed(html)
         return Fragment(Markup(html.strip()), inline_text(children).strip())
 
     def _collect_references(self) -> None:

@@ -62,6 +62,7 @@ def lint(rendered: RenderedIssue) -> LintReport:
     findings += _images(issue)
     findings += _links(issue)
     findings += _sections(issue)
+    findings += _changes(issue)
     if not rendered.preheader.strip():
         findings.append(Finding(
             "warning", "no preheader: set 'preheader:' in the front matter or give an item a summary"))
@@ -182,6 +183,11 @@ def _links(issue: Issue) -> list[Finding]:
 def _sections(issue: Issue) -> list[Finding]:
     return [Finding("warning", f"section '{s.title.text}' is empty", s.line)
             for s in issue.sections if not s.entries]
+
+
+def _changes(issue: Issue) -> list[Finding]:
+    """What composing dropped or replaced in the author's text (control characters, embeds)."""
+    return [Finding("warning", change.message, change.line) for change in issue.changes]
 
 
 def _unique(findings: list[Finding]) -> list[Finding]:
