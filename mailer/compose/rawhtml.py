@@ -65,7 +65,7 @@ _EMPTY_FORMATTING = re.compile(
     r"<(a|b|big|code|em|font|i|nobr|s|small|strike|strong|tt|u)\b[^>]*>(\s*)</\1>")
 
 
-def is_text(name: str, attrs: str, before: str) -> bool:
+def is_text(name: str, attrs: str, before: str, closing: bool = False) -> bool:
     """Whether the tag `name` (with `attrs`, after the character `before`) is prose, not HTML.
 
     A name outside HTML is prose (``<T>``, ``<u8>``, ``<candy>``). So is an
@@ -75,7 +75,8 @@ def is_text(name: str, attrs: str, before: str) -> bool:
     """
     if name.lower() not in ELEMENTS:
         return True
-    return name != name.lower() and not attrs.strip() and (before.isalnum() or before == "_")
+    return (not closing and name != name.lower() and not attrs.strip()
+            and (before.isalnum() or before == "_"))
 
 
 def _attributes(text: str) -> dict[str, str]:
@@ -137,7 +138,7 @@ def _clean_block(html: str, first_line: int, changes: list[Change]) -> str:
             continue
         before = html[match.start() - 1] if match.start() else ""
         lower = name.lower()
-        if is_text(name, attrs, before):
+        if is_text(name, attrs, before, bool(closing)):
             out.append("&lt;" + piece[1:])
         elif lower in EMBED_TAGS and not closing:
             inner, pos = _embed_content(html, lower, pos)
@@ -192,7 +193,7 @@ def _clean_inline(children: list[Token], line: int, changes: list[Change]) -> li
             pass
         elif match is None or not match.group(2):
             out.append(_text(child, content))
-        elif is_text(match.group(2), match.group(3), _last_char(out)):
+        elif is_text(match.group(2), match.group(3), _last_char(out), bool(match.group(1))):
             out.append(_text(child, content))
         elif match.group(1) and match.group(2).lower() in _VOID:
             pass  # </img>: a browser ignores it
