@@ -81,7 +81,7 @@ def test_no_text_can_make_the_mjml_renderer_fail(workspace):
 
 def test_comments_are_removed_from_both_parts_and_the_templates_stay(workspace):
     result = rendered(workspace, "comments.md")
-    for note in ("co-editors", "inline remark", "Dear community contributors"):
+    for note in ("co-editors", "inline remark", "Dear community contributors", "my_article"):
         assert note not in result.html and note not in result.text
     assert "Visible text." in result.text and "More visible text." in result.text
     # The only comments left are Outlook's conditional ones the template writes.
@@ -173,3 +173,34 @@ def test_every_fixture_fits_a_phone_without_horizontal_overflow(chromium, worksp
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
     finally:
         context.close()
+
+
+def test_scripts_forms_and_gists_become_what_email_can_show(workspace):
+    source = """# T
+
+<blockquote class="twitter-tweet"><p>A post.</p><a href="https://twitter.com/x/status/1">link</a></blockquote>
+<script async src="https://platform.twitter.com/widgets.js" charset="utf-8"></script>
+
+<script src="https://gist.github.com/someone/0123abcd.js"></script>
+
+<form action="https://example.com/subscribe" title="Sign up"><input name=email><button>Go</button></form>
+"""
+    result = compose(parse_issue(source, Path("x.md")), workspace.settings, workspace.templates_dir)
+    assert "<script" not in result.html and "<form" not in result.html and "<input" not in result.html
+    assert re.search(r"<p[^>]*>A post.</p>", result.html)
+    assert re.search(r'<a href="https://gist.github.com/someone/0123abcd"[^>]*>gist.github.com</a>', result.html)
+    assert re.search(r'<a href="https://example.com/subscribe"[^>]*>Sign up</a>', result.html)
+    assert "Sign up <https://example.com/subscribe>" in result.text
+    found = warnings(result)
+    assert "x.md:4: warning: <script> removed: mail clients do not run it and it links to no page" in found
+    assert ("x.md:6: warning: <script> replaced by a link to https://gist.github.com/someone/0123abcd: "
+            "mail clients do not show embeds") in found
+
+
+def test_an_embed_in_a_list_is_reported_at_its_own_line(workspace):
+    source = ("# T\n\n- first item\n- a talk, recorded:\n  watch it here\n"
+              '  <video src="https://cdn.example.com/t.mp4" controls></video>\n')
+    result = compose(parse_issue(source, Path("x.md")), workspace.settings, workspace.templates_dir)
+    assert ("x.md:6: warning: <video> replaced by a link to https://cdn.example.com/t.mp4: "
+            "mail clients do not show embeds") in warnings(result)
+    assert "watch it here cdn.example.com\n  <https://cdn.example.com/t.mp4>" in result.text
