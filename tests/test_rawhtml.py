@@ -204,3 +204,12 @@ def test_an_embed_in_a_list_is_reported_at_its_own_line(workspace):
     assert ("x.md:6: warning: <video> replaced by a link to https://cdn.example.com/t.mp4: "
             "mail clients do not show embeds") in warnings(result)
     assert "watch it here cdn.example.com\n  <https://cdn.example.com/t.mp4>" in result.text
+
+
+def test_raw_text_elements_show_what_a_mail_client_would(workspace):
+    source = ("# T\n\n<xmp><b>not bold</b></xmp>\n\n<style>/* <b> in a comment */ .x { color: red }</style>\n\n"
+              "<noframes>Your browser has no frames.</noframes>\n\nEnd.\n")
+    result = compose(parse_issue(source, Path("x.md")), workspace.settings, workspace.templates_dir)
+    assert re.search(r"<pre[^>]*>&lt;b&gt;not bold&lt;/b&gt;</pre>", result.html)
+    assert "no frames" not in result.html
+    assert "End." in result.text

@@ -59,6 +59,7 @@ _PIECE = re.compile(
 _ATTR = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
 _DIMENSION = re.compile(r"^\s*(\d+(?:\.\d+)?%?)")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
+_VOID_END = re.compile(r"</(?:area|base|br|col|embed|hr|img|input|link|meta|param|source|track|wbr)>")
 # What the parser's reconstruction of an unclosed <b> leaves around the
 # whitespace between blocks: the same thing a browser builds, but noise.
 _EMPTY_FORMATTING = re.compile(
@@ -287,8 +288,11 @@ def well_formed(html: str) -> str:
     """
     box = getattr(_parsers, "box", None)
     if box is None:
-        box = _parsers.box = LexborHTMLParser("<div></div>").css_first("div")
+        _parsers.document = LexborHTMLParser("<div></div>")
+        box = _parsers.box = _parsers.document.css_first("div")
     box.inner_html = html
+    if _RAW_TEXT.search(html):
+        _tame_raw_text(box, _parsers.document)
     for node in box.css("[width], [height]"):
         for key in ("width", "height"):
             value = node.attributes.get(key)
@@ -299,8 +303,31 @@ def well_formed(html: str) -> str:
     if "<!--" in out:
         out = _COMMENT.sub("", out)
     out = _EMPTY_FORMATTING.sub(r"\2", out)
-    # Only raw text (a <style>) can still hold "</mj-…", which would end MJML's own tag.
-    return out.replace("</mj", "<\\/mj")
+    # Inside <svg> or <math> a <link> gets an end tag; the MJML renderer knows it as void.
+    return _VOID_END.sub("", out) if "</" in out else out
+
+
+# Elements whose content is written back unescaped. The MJML renderer reads
+# a "<" in them as markup, so each becomes what a mail client shows of it.
+_RAW_TEXT = re.compile(r"<(?:style|xmp|plaintext|noembed|noframes|noscript|template)\b", re.I)
+
+
+def _tame_raw_text(box, document) -> None:
+    # What a browser hides: a template, and the fallbacks of embeds and frames.
+    for node in box.css("noembed, noframes, template"):
+        node.decompose()
+    for node in box.css("xmp, plaintext"):
+        pre = document.create_node("pre")
+        pre.insert_child(node.text())
+        node.replace_with(pre)
+    for node in box.css("style"):
+        text = node.text()
+        if "<" in text:
+            style = document.create_node("style")
+            style.insert_child(text.replace("<", "\\3c "))  # CSS's own escape for "<"
+            node.replace_with(style)
+    for node in box.css("noscript"):
+        node.unwrap()  # mail clients run no scripts, so they show it
 
 
 def _fix_dimension(node, key: str, value: str) -> None:
