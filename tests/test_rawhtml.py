@@ -213,3 +213,11 @@ def test_raw_text_elements_show_what_a_mail_client_would(workspace):
     assert re.search(r"<pre[^>]*>&lt;b&gt;not bold&lt;/b&gt;</pre>", result.html)
     assert "no frames" not in result.html
     assert "End." in result.text
+
+
+def test_type_parameters_inside_raw_html_stay_text(workspace):
+    issue = parse_issue("# T\n\n<div class=note>\nReturns Option&lt;T&gt; or Vec<u8>, see <b>Box<dyn Error></b>\n</div>\n",
+                        Path("x.md"))
+    box = issue.intro[0].content
+    assert "Vec&lt;u8&gt;" in box.html and "<b>Box&lt;dyn Error&gt;</b>" in box.html
+    assert "Vec<u8>, see Box<dyn Error>" in box.text
