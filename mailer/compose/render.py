@@ -36,6 +36,7 @@ from .plaintext import text_width, wrap
 HTML_TEMPLATE = "newsletter.mjml.j2"
 TEXT_TEMPLATE = "newsletter.txt.j2"
 PREHEADER_LIMIT = 110
+_DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.I)
 _INLINE_STYLE = re.compile(r'<mj-style\b[^>]*\binline\s*=\s*"inline"[^>]*>(.*?)</mj-style>', re.S | re.I)
 
 # What each per-recipient value is while the issue is rendered. Plain ASCII
@@ -176,9 +177,15 @@ def inline_css(html: str, css: str) -> str:
     stay, since those rules select by them, and nothing is ever fetched.
     """
     try:
-        return _inliner(css).inline(html)
+        inlined = _inliner(css).inline(html)
     except ValueError as exc:  # css_inline.InlineError: a selector or rule it cannot use
         raise RenderError(f"CSS could not be inlined: {exc}") from None
+    # The serialiser writes its own doctype; keep the template's, as written.
+    doctype = _DOCTYPE.match(html)
+    if doctype:
+        inlined = _DOCTYPE.sub("", inlined, count=1)
+        inlined = doctype.group(0).strip() + "\n" + inlined
+    return inlined
 
 
 @functools.lru_cache(maxsize=8)
