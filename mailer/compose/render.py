@@ -187,12 +187,14 @@ def inline_css(html: str, css: str) -> str:
         inlined = _inliner(css).inline(html)
     except ValueError as exc:  # css_inline.InlineError: a selector or rule it cannot use
         raise RenderError(f"CSS could not be inlined: {exc}") from None
-    # The serialiser writes its own doctype; keep the template's, as written.
+    # The serialiser writes its own doctype and drops the final newline; keep
+    # the template's doctype as written, and end the part with a line break
+    # as mail parts do.
     doctype = _DOCTYPE.match(html)
     if doctype:
         inlined = _DOCTYPE.sub("", inlined, count=1)
         inlined = doctype.group(0).strip() + "\n" + inlined
-    return inlined
+    return inlined if inlined.endswith("\n") else inlined + "\n"
 
 
 @functools.lru_cache(maxsize=8)
