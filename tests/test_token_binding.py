@@ -155,27 +155,27 @@ def test_an_erasure_survives_export_and_import_into_a_new_store(workspace_dir):
     assert rows[1].startswith(",,erased,")
 
 
-def test_an_imported_erasure_erases_that_person_in_the_store_too(workspace_dir, tmp_path):
-    root = workspace_dir
+def export_with_bob_erased(root: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The export of a store where bob was erased, and another workspace where bob is active."""
     import_people(root)
     assert mailer(root, "subscribers", "delete", "bob@example.com", "--yes").exit_code == 0
     assert mailer(root, "subscribers", "export", str(tmp_path / "backup.csv")).exit_code == 0
     other = copy_workspace(REPO, tmp_path / "other")
     import_people(other)
-    imported = mailer(other, "subscribers", "import", str(tmp_path / "backup.csv"), "--json")
+    return tmp_path / "backup.csv", other
+
+
+def test_an_imported_erasure_erases_that_person_in_the_store_too(workspace_dir, tmp_path):
+    backup, other = export_with_bob_erased(workspace_dir, tmp_path)
+    imported = mailer(other, "subscribers", "import", str(backup), "--json")
     assert json.loads(imported.output)["erased"] == 1
     assert status(other, "bob@example.com") is None
     assert json.loads(mailer(other, "subscribers", "stats", "--json").output)["erased"] == 1
 
 
 def test_a_checked_import_keeps_no_erasure(workspace_dir, tmp_path):
-    root = workspace_dir
-    import_people(root)
-    assert mailer(root, "subscribers", "delete", "bob@example.com", "--yes").exit_code == 0
-    assert mailer(root, "subscribers", "export", str(tmp_path / "backup.csv")).exit_code == 0
-    other = copy_workspace(REPO, tmp_path / "other")
-    import_people(other)
-    checked = mailer(other, "subscribers", "import", str(tmp_path / "backup.csv"), "--dry-run", "--json")
+    backup, other = export_with_bob_erased(workspace_dir, tmp_path)
+    checked = mailer(other, "subscribers", "import", str(backup), "--dry-run", "--json")
     assert json.loads(checked.output)["erased"] == 1
     assert status(other, "bob@example.com") == "active"
 

@@ -12,7 +12,7 @@ import functools
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import StoreError
@@ -117,17 +117,8 @@ class ImportBatch:
         """Add validated rows in the form `StagedRow.values` gives; in file order."""
         if not rows:
             return
-        self._check_usable()
         with self._store._translate():
-            if self._direct is None:
-                self._direct = self._take_lock()
-            if self._direct:
-                try:
-                    self._write_through(rows)
-                except BaseException:
-                    rollback(self._db)
-                    self._rolled_back = True
-                    raise
+            if self._write_directly(self._write_through, rows):
                 return
             self._db.execute("BEGIN")
             try:
@@ -147,19 +138,25 @@ class ImportBatch:
         """
         if not erasures:
             return
-        self._check_usable()
         with self._store._translate():
-            if self._direct is None:
-                self._direct = self._take_lock()
-            if not self._direct:
+            if not self._write_directly(lambda kept: self._suppress(self._db, kept), erasures):
                 self._kept_erasures.extend(erasures)
-                return
-            try:
-                self._suppress(self._db, erasures)
-            except BaseException:
-                rollback(self._db)
-                self._rolled_back = True
-                raise
+
+    def _write_directly(self, write: Callable[[list], None], items: list) -> bool:
+        """`write(items)` in the import's own transaction if it holds the lock (taking it
+        on first use); False, with nothing written, if it stages instead."""
+        self._check_usable()
+        if self._direct is None:
+            self._direct = self._take_lock()
+        if not self._direct:
+            return False
+        try:
+            write(items)
+        except BaseException:
+            rollback(self._db)
+            self._rolled_back = True
+            raise
+        return True
 
     def _suppress(self, db: sqlite3.Connection, erasures: list[tuple[str, str]]) -> None:
         when = now()
