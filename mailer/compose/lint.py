@@ -3,7 +3,8 @@
 Errors are things that break the email for readers or the law (Gmail
 clipping it, a link that cannot work, template syntax left in the text, no
 unsubscribe link); warnings are things a careful editor fixes (a missing
-preheader or alt text, an http link, a duplicate link, an empty section).
+preheader or alt text, an http link, a duplicate link, an empty section, a
+title made from the file name).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def lint(rendered: RenderedIssue) -> LintReport:
     findings += _images(issue)
     findings += _links(issue)
     findings += _sections(issue)
+    findings += _title_source(issue)
     if not rendered.preheader.strip():
         findings.append(Finding(
             "warning", "no preheader: set 'preheader:' in the front matter or give an item a summary"))
@@ -182,6 +184,15 @@ def _links(issue: Issue) -> list[Finding]:
 def _sections(issue: Issue) -> list[Finding]:
     return [Finding("warning", f"section '{s.title.text}' is empty", s.line)
             for s in issue.sections if not s.entries]
+
+
+def _title_source(issue: Issue) -> list[Finding]:
+    """A title made from the file name is a guess the editor should confirm."""
+    if issue.title_from != "file name":
+        return []
+    return [Finding("warning", f"the title '{issue.title.text}' comes from the file name "
+                               f"{issue.path.name}; start the issue with a '# Title' line "
+                               "or set 'title:' in the front matter", 1)]
 
 
 def _unique(findings: list[Finding]) -> list[Finding]:

@@ -12,7 +12,7 @@ from .connection import StoreConnection
 
 
 class FactQueries(StoreConnection):
-    """The ``store_facts`` table (made by the schema's version 4)."""
+    """The ``store_facts`` table (made by the schema's version 5)."""
 
     def signer(self, secret: bytes, list_id: str) -> Signer:
         """What issues and checks this store's unsubscribe tokens for the list `list_id`."""
