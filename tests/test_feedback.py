@@ -271,6 +271,23 @@ def test_a_reply_to_the_mailto_address_unsubscribes_by_its_token(feedback_queue,
     assert "without a valid token, from sender@example.com" in result.output
 
 
+def test_a_reply_with_a_token_of_another_store_unsubscribes_nobody(feedback_queue, people, run_mailer,
+                                                                   tmp_path):
+    url, publish, _ = feedback_queue
+    # Another store sharing the secret and the list: its mary has the same id as ours.
+    with Store.open(tmp_path / "elsewhere.db") as elsewhere:
+        for email in PEOPLE:
+            elsewhere.add(parse_address(email), actor="test")
+        mary = elsewhere.require(parse_address("mary@example.com"))
+        token = elsewhere.signer(SECRET.encode(), "cloud-weekly.newsletter.example.com").issue(mary.id, 1)
+    reply = sample("received-sns-action")
+    reply["mail"]["commonHeaders"]["subject"] = f"Re: unsubscribe {token}"
+    publish(reply)
+    result = run_mailer("sync", "--queue-url", url)
+    assert "without a valid token, from sender@example.com" in result.output
+    assert set(statuses(people).values()) == {"active"}
+
+
 def test_sync_without_a_queue_or_with_a_wrong_one_ends_in_one_line(aws_env, people, run_mailer):
     result = run_mailer("sync")
     assert result.exit_code == 1
