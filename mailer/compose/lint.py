@@ -64,6 +64,7 @@ def lint(rendered: RenderedIssue) -> LintReport:
     findings += _links(issue)
     findings += _sections(issue)
     findings += _title_source(issue)
+    findings += _changes(issue)
     if not rendered.preheader.strip():
         findings.append(Finding(
             "warning", "no preheader: set 'preheader:' in the front matter or give an item a summary"))
@@ -193,6 +194,11 @@ def _title_source(issue: Issue) -> list[Finding]:
     return [Finding("warning", f"the title '{issue.title.text}' comes from the file name "
                                f"{issue.path.name}; start the issue with a '# Title' line "
                                "or set 'title:' in the front matter", 1)]
+
+
+def _changes(issue: Issue) -> list[Finding]:
+    """What composing dropped or replaced in the author's text (control characters, embeds)."""
+    return [Finding("warning", change.message, change.line) for change in issue.changes]
 
 
 def _unique(findings: list[Finding]) -> list[Finding]:
