@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mailer.store import Store  # noqa: E402
-from mailer.tokens import SECRET_ENV, issue_token  # noqa: E402
+from mailer.tokens import SECRET_ENV  # noqa: E402
+from mailer.workspace import Workspace  # noqa: E402
 
 from bench.workspace_copy import copy_workspace  # noqa: E402
 
@@ -163,13 +164,15 @@ def run(kind: str, folder: Path, base: Path, send_id: int, args: argparse.Namesp
     """Both phases against a fresh copy of the store, on server `kind`."""
     workspace = folder / kind
     shutil.copytree(base, workspace)
-    secret = SECRET.encode()
+    list_id = Workspace(workspace).settings.list_id
+    with Store.open(workspace / "subscribers" / "mailer.db") as store:
+        issue = store.signer(SECRET.encode(), list_id).issue  # bound to this store and list
     posts = args.posts if kind == "waitress" else args.reference_posts
     burst_ids = list(range(1, args.clients * posts + 1))
-    burst = [("POST", issue_token(secret, n, send_id)) for n in burst_ids]
+    burst = [("POST", issue(n, send_id)) for n in burst_ids]
     spare = list(range(args.clients * args.posts + 1, args.subscribers + 1))
     picks = random.Random(12).choices(spare, k=args.mixed)
-    mixed = [("POST" if n % 4 == 0 else "GET", issue_token(secret, picks[n], send_id)) for n in range(args.mixed)]
+    mixed = [("POST" if n % 4 == 0 else "GET", issue(picks[n], send_id)) for n in range(args.mixed)]
     process, port = start_server(kind, workspace, args.threads)
     try:
         burst_results, burst_seconds = asyncio.run(load(port, burst, args.clients))

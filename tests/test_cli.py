@@ -7,7 +7,6 @@ import os
 from email import policy
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 
@@ -23,19 +22,6 @@ def run(workspace_dir, monkeypatch):
         return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
     return invoke
-
-
-def test_every_command_has_help_with_an_example():
-    def walk(group: click.Group, prefix: str = ""):
-        for name, command in group.commands.items():
-            yield prefix + name, command
-            if isinstance(command, click.Group):
-                yield from walk(command, prefix + name + " ")
-
-    for name, command in walk(cli):
-        assert command.help and command.help.strip(), f"{name} has no help"
-        if not isinstance(command, click.Group):
-            assert "Example:" in command.help, f"{name} help has no example"
 
 
 def test_render_writes_html_text_and_eml(run, tmp_path, workspace_dir):

@@ -12,8 +12,10 @@ from mailer.cli import cli
 def walk(command: click.Command, path: tuple[str, ...] = ()):
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
-            yield from walk(sub, (*path, name))
+        # Through click's own lookup: the root group finds its commands when asked.
+        context = click.Context(command)
+        for name in command.list_commands(context):
+            yield from walk(command.get_command(context, name), (*path, name))
 
 
 COMMANDS = list(walk(cli))

@@ -124,8 +124,21 @@ def test_css_is_inlined_with_a_cjk_font_stack(rendered):
     assert cell and "line-height:1.7" in cell.group(1).replace(" ", "")
     for font in ("PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC"):
         assert font in cell.group(1)
-    url_style = re.search(r'<p class="item-url" style="([^"]*)"', rendered.html).group(1)
+    # Gmail ignores overflow-wrap: the URL link itself may break anywhere.
+    url_style = re.search(r'<a class="url-link" [^>]*style="([^"]*)"', rendered.html).group(1)
     assert "word-break:break-all" in url_style.replace(" ", "")
+
+
+def test_the_font_stack_is_declared_once_for_the_card_and_inherited(rendered):
+    """Repeating it on every block was most of what pushed long issues past Gmail's clip."""
+    assert rendered.html.count("'Hiragino Sans GB'") <= 2
+    assert re.search(r'<p class="item-title" style="[^"]*font-family', rendered.html) is None
+
+
+def test_the_example_uses_no_css_that_gmail_or_apple_mail_lacks(rendered):
+    """Gmail drops overflow-wrap (caniemail), so nothing may rely on it."""
+    assert "overflow-wrap" not in rendered.html
+    assert "word-wrap" not in rendered.html
 
 
 def test_preheader_is_hidden_and_defaults_to_the_first_summary(rendered):

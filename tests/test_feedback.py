@@ -19,12 +19,14 @@ from mailer.subscribers.addresses import parse_address
 from mailer.errors import NotUnderstood
 from mailer.feedback.notifications import parse
 from mailer.store import Store
-from mailer.tokens import SECRET_ENV, issue_token
+from mailer.tokens import SECRET_ENV, Signer
 
 from .servers import SHUTDOWN_POLL, FaultyProxy
 
 SAMPLES = Path(__file__).parent / "data" / "ses"
 SECRET = "q" * 32
+# Reports that carry no token need no store to be read.
+SIGNER = Signer(SECRET.encode(), "0" * 32, "cloud-weekly.newsletter.example.com")
 PEOPLE = ["jane@example.com", "mary@example.com", "richard@example.com", "recipient@example.com"]
 
 
@@ -69,7 +71,7 @@ def transient(feedback_id: str, email: str) -> dict:
 def test_the_documented_samples_parse_alike_raw_and_sns_wrapped(name, kind, effects):
     body = sample(name)
     for text in (json.dumps(body), sns_envelope(body)):
-        parsed = parse(text, SECRET.encode())
+        parsed = parse(text, SIGNER)
         assert parsed.kind == kind
         assert [(item.kind, item.email_key) for item in parsed.items] == effects
         assert all(item.message_id == body["mail"]["messageId"] for item in parsed.items)
@@ -78,8 +80,8 @@ def test_the_documented_samples_parse_alike_raw_and_sns_wrapped(name, kind, effe
 
 def test_a_bounce_and_a_complaint_sharing_a_feedback_id_are_two_reports():
     # AWS's own event samples give the bounce and the complaint the same feedbackId.
-    bounce = parse(json.dumps(sample("event-bounce")), b"").items[0]
-    complaint = parse(json.dumps(sample("event-complaint")), b"").items[0]
+    bounce = parse(json.dumps(sample("event-bounce")), SIGNER).items[0]
+    complaint = parse(json.dumps(sample("event-complaint")), SIGNER).items[0]
     assert bounce.key != complaint.key
     assert "550 5.1.1 user unknown" in bounce.reason
 
@@ -94,7 +96,7 @@ def test_a_bounce_and_a_complaint_sharing_a_feedback_id_are_two_reports():
 ])
 def test_what_is_not_an_ses_notification_is_not_understood(body):
     with pytest.raises(NotUnderstood):
-        parse(body, SECRET.encode())
+        parse(body, SIGNER)
 
 
 _json = st.recursive(
@@ -112,7 +114,7 @@ _json = st.recursive(
 @given(_json)
 def test_any_json_either_parses_or_is_not_understood(value):
     try:
-        parse(json.dumps(value), SECRET.encode())
+        parse(json.dumps(value), SIGNER)
     except NotUnderstood:
         pass
 
@@ -120,7 +122,7 @@ def test_any_json_either_parses_or_is_not_understood(value):
 def test_open_click_and_send_events_are_read_and_ignored():
     body = sample("event-delivery")
     body["eventType"] = "Open"
-    assert parse(json.dumps(body), b"").items == []
+    assert parse(json.dumps(body), SIGNER).items == []
 
 
 # --- sync against moto's SNS and SQS --------------------------------------------------
@@ -259,14 +261,31 @@ def test_a_reply_to_the_mailto_address_unsubscribes_by_its_token(feedback_queue,
     url, publish, _ = feedback_queue
     with Store.open(people) as store:
         mary = store.require(parse_address("mary@example.com"))
+        token = store.signer(SECRET.encode(), workspace.settings.list_id).issue(mary.id, 0)
     reply = sample("received-sns-action")
-    token = issue_token(SECRET.encode(), mary.id, 0)
     reply["mail"]["commonHeaders"]["subject"] = f"Re: unsubscribe {token}"
     publish(reply)
     publish(sample("received-sns-action"))  # a mail without a token: kept for a person
     result = run_mailer("sync", "--queue-url", url)
     assert statuses(people)["mary@example.com"] == "unsubscribed"
     assert "without a valid token, from sender@example.com" in result.output
+
+
+def test_a_reply_with_a_token_of_another_store_unsubscribes_nobody(feedback_queue, people, run_mailer,
+                                                                   tmp_path):
+    url, publish, _ = feedback_queue
+    # Another store sharing the secret and the list: its mary has the same id as ours.
+    with Store.open(tmp_path / "elsewhere.db") as elsewhere:
+        for email in PEOPLE:
+            elsewhere.add(parse_address(email), actor="test")
+        mary = elsewhere.require(parse_address("mary@example.com"))
+        token = elsewhere.signer(SECRET.encode(), "cloud-weekly.newsletter.example.com").issue(mary.id, 1)
+    reply = sample("received-sns-action")
+    reply["mail"]["commonHeaders"]["subject"] = f"Re: unsubscribe {token}"
+    publish(reply)
+    result = run_mailer("sync", "--queue-url", url)
+    assert "without a valid token, from sender@example.com" in result.output
+    assert set(statuses(people).values()) == {"active"}
 
 
 def test_sync_without_a_queue_or_with_a_wrong_one_ends_in_one_line(aws_env, people, run_mailer):

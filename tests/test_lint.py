@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from mailer.compose.render import compose
 from mailer.compose.issue import parse_issue, read_issue
@@ -63,18 +66,33 @@ def test_missing_preheader_is_a_warning(workspace):
     assert any("warning: no preheader" in f for f in found)
 
 
-def test_html_over_gmails_clip_limit_is_an_error(workspace):
-    big = "# T\n\n" + "".join(f"**{n}.** **Item {n}**\n\nhttps://e.example/{n}\n\n**Summary:** "
-                                 + "长" * 400 + "\n\n" for n in range(1, 90))
-    found = findings(workspace, big)
-    assert any("error: HTML is" in f and "Gmail clips messages over 102 KB" in f for f in found)
+def _items(count: int, summary_chars: int, image: bool = False) -> str:
+    picture = "![Chart](https://img.example/{n}.png)\n\n" if image else ""
+    return "# T\n\n" + "".join(
+        f"**{n}.** **Item {n}**\n\nhttps://e.example/{n}\n\n**Summary:** " + "长" * summary_chars
+        + "\n\n" + picture.format(n=n) for n in range(1, count + 1))
+
+
+def test_html_over_gmails_clip_limit_says_how_much_and_what_takes_the_room(workspace):
+    found = findings(workspace, _items(90, 400, image=True))
+    error = next(f for f in found if "error: HTML is" in f)
+    match = re.fullmatch(
+        r"x\.md: error: HTML is (\d+\.\d) KB, (\d+\.\d) KB over Gmail's 102\.0 KB clipping limit, "
+        r"which hides the rest and the unsubscribe link \((.*)\); shorten the issue or split it in two",
+        error)
+    assert match, error
+    assert float(match.group(2)) == pytest.approx(float(match.group(1)) - 102.0, abs=0.15)
+    parts = dict(re.fullmatch(r"(.+) (\d+\.\d) KB", p).groups() for p in match.group(3).split(", "))
+    # 90 summaries of 400 three-byte characters: the text is what takes the room.
+    assert list(parts)[0] == "text" and float(parts["text"]) > 108
+    assert "90 images" in parts and "inline styles" in parts and "link addresses" in parts
+    assert sorted(parts.values(), key=float, reverse=True) == list(parts.values())
 
 
 def test_html_near_the_clip_limit_is_a_warning(workspace):
-    near = "# T\n\n" + "".join(f"**{n}.** **Item {n}**\n\nhttps://e.example/{n}\n\n**Summary:** "
-                                  + "长" * 400 + "\n\n" for n in range(1, 36))
-    found = findings(workspace, near)
-    assert any("warning: HTML is" in f and "close to Gmail's 102 KB clipping limit" in f for f in found)
+    found = findings(workspace, _items(45, 400))
+    assert any(re.search(r"warning: HTML is \d+\.\d KB, close to Gmail's 102\.0 KB clipping limit", f)
+               for f in found), found
 
 
 def test_template_syntax_left_in_the_output_is_an_error(workspace):

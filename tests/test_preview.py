@@ -84,7 +84,7 @@ def test_render_gives_the_issue_as_the_sample_subscriber_sees_it(preview_server)
     assert SUMMARY in email["text"]
     assert "%%" not in email["html"] and "%%" not in email["text"]
     assert "t=SAMPLE" in email["html"]
-    assert 0 < email["size"] < email["clip_limit"] == 102 * 1024
+    assert 0 < email["size"] < email["clip_limit"] == 102_000
     assert email["lint"] == []
     assert email["source"] == os.path.join("issues", "2024-26.md")
 

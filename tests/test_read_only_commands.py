@@ -54,7 +54,7 @@ def test_export_to_standard_output_is_the_header_alone(run_mailer, untouched):
     result = run_mailer("subscribers", "export")
     assert result.exit_code == 0
     assert result.output.splitlines() == [
-        "email,name,status,tags,attributes,source,created_at,updated_at"]
+        "email,name,status,tags,attributes,source,created_at,updated_at,erased"]
 
 
 def test_export_to_a_file_writes_only_that_file(run_mailer, workspace_dir, tmp_path):

@@ -17,7 +17,6 @@ from mailer.send.transports.ses import SesTransport
 from mailer.send.transports.smtp import SmtpTransport
 from mailer.store import Store
 from mailer.subscribers.addresses import parse_address
-from mailer.tokens import verify_token
 
 from .conftest import EXAMPLE_ISSUE
 from .servers import SENDER, FaultyProxy
@@ -55,7 +54,7 @@ def sender_for(store, transport, rendered, settings, **kw) -> Sender:
     from mailer.send.message import MessageTemplate
 
     record = store.find_send(rendered.issue.stem) or store.begin_send(rendered.issue.stem, "h", rendered.subject)
-    options = dict(send_id=record.id, secret=SECRET, rate=10_000, concurrency=4, max_failures=50,
+    options = dict(send_id=record.id, signer=store.signer(SECRET, settings.list_id), rate=10_000, concurrency=4, max_failures=50,
                    jitter=lambda low, high: 0.0)
     options.update(kw)
     return Sender(store, transport, MessageTemplate(rendered, settings), **options)
@@ -100,7 +99,7 @@ def test_outbox_send_reaches_each_active_subscriber_once_with_their_own_token(
     for msg in messages:
         address = msg["To"].addresses[0].addr_spec
         token = unsubscribe_token(msg)
-        claims = verify_token(SECRET, token)
+        claims = store.signer(SECRET, workspace.settings.list_id).verify(token)
         ids[claims.subscriber_id] = address
         url = str(msg["List-Unsubscribe"]).split(">")[0][1:]
         text, html = (p.get_content() for p in msg.iter_parts())
@@ -161,7 +160,7 @@ def test_ses_send_delivers_each_message_once_through_moto(store, rendered, works
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert msg["Feedback-ID"].startswith("2024-26:")
         assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
-        verify_token(SECRET, unsubscribe_token(msg))
+        store.signer(SECRET, workspace.settings.list_id).verify(unsubscribe_token(msg))
     counts = store.send_counts(store.find_send("2024-26").id)
     assert counts["sent"] == 11
 

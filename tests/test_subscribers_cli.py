@@ -118,7 +118,7 @@ def test_export_writes_csv_that_imports_back(run_mailer, workspace_dir):
     stdout = run_mailer("subscribers", "export").output
     rows = list(csv.reader(io.StringIO(stdout)))
     assert rows[0] == ["email", "name", "status", "tags", "attributes", "source", "created_at",
-                       "updated_at"]
+                       "updated_at", "erased"]
     assert rows[1][:3] == ["'=cmd@example.com", "'-Ann", "active"]
     result = run_mailer("subscribers", "export", "backup.csv")
     assert result.output == "Exported 1 subscribers to backup.csv\n"

@@ -4,11 +4,12 @@ Every command finds its workspace by walking up from the current folder (or
 takes --workspace), calls one function of the library, and prints. A
 `MailerError` becomes ``Error: <one line>`` and exit status 1; anything else
 is a bug and keeps its traceback. The commands live in one module per
-domain; this one is the root group that gathers them.
+domain; this one is the root group that finds them.
 """
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from pathlib import Path
 
@@ -16,12 +17,33 @@ import click
 
 from ..errors import MailerError
 from ..store.connection import store_error
-from . import compose, doctor, feedback, send, subscribers, web, workspace
 from .options import current_workspace, workspace_option
+
+# The module of this package that holds each command. A module is imported
+# only for the command that runs (or all of them, for --help), so that
+# `mailer subscribers list` or `mailer status` does not first load the MJML
+# renderer, the CSS inliner, boto3 and a DNS resolver.
+COMMAND_MODULES = {
+    "init": "workspace", "templates": "workspace",
+    "render": "compose", "lint": "compose", "preview": "compose",
+    "subscribers": "subscribers",
+    "send-issue": "send", "status": "send",
+    "sync": "feedback", "serve": "web", "doctor": "doctor",
+}
 
 
 class _Group(click.Group):
-    """Turns library errors, and SQLite's, into click's one-line ``Error:`` messages."""
+    """Finds each command in its domain's module when asked for it, and turns library
+    errors, and SQLite's, into click's one-line ``Error:`` messages."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMAND_MODULES:
+            return None
+        module = importlib.import_module(f"{__name__}.{COMMAND_MODULES[name]}")
+        return next(command for command in module.COMMANDS if command.name == name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -47,11 +69,6 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
     """
     # Resolved by each command, so that --help works outside a workspace.
     ctx.meta["workspace_arg"] = workspace
-
-
-for _domain in (workspace, compose, subscribers, send, feedback, web, doctor):
-    for _command in _domain.COMMANDS:
-        cli.add_command(_command)
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ def sync(queue_url: str | None, watch: bool) -> None:
     try:
         with open_store() as store:
             report = run_sync(
-                store, queue, load_secret(workspace.subscribers_dir),
+                store, queue, store.signer(load_secret(workspace.subscribers_dir), settings.list_id),
                 transient_limit=settings.feedback.transient_bounce_limit, actor="mailer sync", watch=watch,
                 on_message=lambda message, line: verbose and click.echo(line))
     except KeyboardInterrupt:

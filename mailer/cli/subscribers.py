@@ -113,6 +113,8 @@ def _print_import(report: ImportReport) -> None:
     for label, count in report.counts.items():
         meaning = _OUTCOME_MEANINGS.get(label, "listed below" if count else "")
         click.echo(f"  {label:<10}{count:>8}  {meaning}".rstrip())
+    if report.erased:
+        click.echo(f"  {'erased':<10}{report.erased:>8}  erasures carried by the file: kept, never imported")
     for rejection in report.rejections:
         click.echo(f"line {rejection.line}: {rejection.reason}")
     if report.rejects_written:
@@ -221,7 +223,9 @@ def export(file: Path | None) -> None:
 
     The CSV imports back without loss: tags and attributes are JSON, and a
     cell a spreadsheet would run as a formula (starting with = + - @) gets a
-    leading ' that import removes again.
+    leading ' that import removes again. Erased addresses go too, as their
+    hashes (rows with an empty email and an 'erased' column), so that
+    importing the file into a new store never brings them back.
 
     \b
     Example:

@@ -17,10 +17,12 @@ from urllib.parse import urlsplit
 from .issue import Block, Fragment, Issue, Item
 from .render import PLACEHOLDERS, RenderedIssue
 
-# Gmail hides everything past 102 KB of HTML behind "[Message clipped]",
-# including the unsubscribe link in the footer.
-GMAIL_CLIP_BYTES = 102 * 1024
-CLIP_WARNING_BYTES = 80 * 1024
+# Gmail hides everything past about 102 KB of HTML behind "[Message
+# clipped]", including the unsubscribe link in the footer. Sizes are counted
+# in bytes of the UTF-8 HTML, and a KB here is 1,000 of them, as Gmail's
+# limit is usually quoted.
+GMAIL_CLIP_BYTES = 102_000
+CLIP_WARNING_BYTES = 80_000
 SUBJECT_WARNING_CHARS = 80
 
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
@@ -64,6 +66,7 @@ def lint(rendered: RenderedIssue) -> LintReport:
     findings += _links(issue)
     findings += _sections(issue)
     findings += _title_source(issue)
+    findings += _changes(issue)
     if not rendered.preheader.strip():
         findings.append(Finding(
             "warning", "no preheader: set 'preheader:' in the front matter or give an item a summary"))
@@ -76,13 +79,47 @@ def lint(rendered: RenderedIssue) -> LintReport:
 
 def _size(rendered: RenderedIssue) -> list[Finding]:
     size = len(rendered.html.encode("utf-8"))
-    kb = f"{size / 1024:.1f} KB"
     if size >= GMAIL_CLIP_BYTES:
-        return [Finding("error", f"HTML is {kb}; Gmail clips messages over 102 KB, "
-                                 "hiding the rest and the unsubscribe link")]
+        return [Finding("error", f"HTML is {_kb(size)}, {_kb(size - GMAIL_CLIP_BYTES + 1)} over "
+                                 f"Gmail's {_kb(GMAIL_CLIP_BYTES)} clipping limit, which hides the rest "
+                                 f"and the unsubscribe link ({_room(rendered.html)}); "
+                                 "shorten the issue or split it in two")]
     if size >= CLIP_WARNING_BYTES:
-        return [Finding("warning", f"HTML is {kb}, close to Gmail's 102 KB clipping limit")]
+        return [Finding("warning", f"HTML is {_kb(size)}, close to Gmail's "
+                                   f"{_kb(GMAIL_CLIP_BYTES)} clipping limit")]
     return []
+
+
+_STYLE_ATTR = re.compile(rb'\sstyle="[^"]*"')
+_IMG_TAG = re.compile(rb"<img\b[^>]*>", re.I)
+_HREF_ATTR = re.compile(rb'\shref="[^"]*"')
+_TAG = re.compile(rb"<[^>]*>")
+
+
+def _room(html: str) -> str:
+    """What the HTML's bytes are spent on, largest first: what to cut when it is too long."""
+    data = html.encode("utf-8")
+    head_end = data.find(b"<body")
+    head, body = (data[:head_end], data[head_end:]) if head_end >= 0 else (b"", data)
+    styles = sum(len(m) for m in _STYLE_ATTR.findall(body))
+    body = _STYLE_ATTR.sub(b"", body)
+    images = _IMG_TAG.findall(body)
+    links = sum(len(m) for m in _HREF_ATTR.findall(_IMG_TAG.sub(b"", body)))
+    text = len(_TAG.sub(b"", body))
+    parts = {
+        "text": text,
+        "inline styles": styles,
+        f"{len(images)} image{'s' if len(images) != 1 else ''}": sum(len(m) for m in images),
+        "link addresses": links,
+        "head and its styles": len(head),
+    }
+    parts["other markup"] = len(data) - sum(parts.values())
+    ranked = sorted(parts.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{name} {_kb(n)}" for name, n in ranked if n > 0)
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1000:.1f} KB"
 
 
 def _fragments(issue: Issue) -> list[Fragment]:
@@ -193,6 +230,11 @@ def _title_source(issue: Issue) -> list[Finding]:
     return [Finding("warning", f"the title '{issue.title.text}' comes from the file name "
                                f"{issue.path.name}; start the issue with a '# Title' line "
                                "or set 'title:' in the front matter", 1)]
+
+
+def _changes(issue: Issue) -> list[Finding]:
+    """What composing dropped or replaced in the author's text (control characters, embeds)."""
+    return [Finding("warning", change.message, change.line) for change in issue.changes]
 
 
 def _unique(findings: list[Finding]) -> list[Finding]:

@@ -33,11 +33,12 @@ from typing import Any
 from ..errors import AddressError, NotUnderstood
 from ..store import Feedback
 from ..subscribers.addresses import parse_address
-from ..tokens import TOKEN_LENGTH, InvalidToken, verify_token
+from ..tokens import TOKEN_LENGTHS, InvalidToken, Signer
 
 # Events SES publishes that say nothing about whether to keep mailing someone.
 IGNORED = frozenset({"Send", "Reject", "Open", "Click", "Rendering Failure", "DeliveryDelay"})
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{%d}(?![A-Za-z0-9_-])" % TOKEN_LENGTH)
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(?:%s)(?![A-Za-z0-9_-])"
+                    % "|".join(r"[A-Za-z0-9_-]{%d}" % length for length in TOKEN_LENGTHS))
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -50,8 +51,13 @@ class Parsed:
     items: list[Feedback]
 
 
-def parse(body: str, secret: bytes) -> Parsed:
-    """The feedback in one queue message body, SNS-wrapped or raw; NotUnderstood if none."""
+def parse(body: str, signer: Signer) -> Parsed:
+    """The feedback in one queue message body, SNS-wrapped or raw; NotUnderstood if none.
+
+    `signer` checks the tokens of replies to the unsubscribe address: the
+    store's (`Store.signer`), so that a token of another store or list is
+    not taken for someone of this one.
+    """
     data = _json(body, "the message")
     if isinstance(data, dict) and "Type" in data and "Message" in data:
         if data["Type"] == "SubscriptionConfirmation":
@@ -81,7 +87,7 @@ def parse(body: str, secret: bytes) -> Parsed:
     if kind == "Subscription":
         return Parsed(kind, _subscription(_object(data, "subscription"), mail, message_id))
     if kind == "Received":
-        return Parsed(kind, [_reply(mail, message_id, secret)])
+        return Parsed(kind, [_reply(mail, message_id, signer)])
     if kind in IGNORED:
         return Parsed(kind, [])
     raise NotUnderstood(f"an SES {kind[:40]!r} notification, which mailer does not know")
@@ -128,14 +134,14 @@ def _subscription(subscription: dict, mail: dict, message_id: str) -> list[Feedb
     ]
 
 
-def _reply(mail: dict, message_id: str, secret: bytes) -> Feedback:
+def _reply(mail: dict, message_id: str, signer: Signer) -> Feedback:
     """A mail to the List-Unsubscribe mailto address: its subject names the reader."""
     headers = mail.get("commonHeaders")
     subject = str(headers.get("subject", "")) if isinstance(headers, dict) else ""
     sender = ", ".join(map(str, headers.get("from", []))) if isinstance(headers, dict) else ""
     for candidate in _TOKEN.findall(subject):
         try:
-            claims = verify_token(secret, candidate)
+            claims = signer.verify(candidate)
         except InvalidToken:
             continue
         if claims.subscriber_id:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from ..errors import NotUnderstood
 from ..store import Store
+from ..tokens import Signer
 from .notifications import parse
 
 
@@ -58,7 +59,7 @@ class SyncReport:
         return self.outcomes["nobody"]
 
 
-def sync(store: Store, queue: Queue, secret: bytes, *, transient_limit: int, actor: str,
+def sync(store: Store, queue: Queue, signer: Signer, *, transient_limit: int, actor: str,
          watch: bool = False, stop: threading.Event | None = None,
          on_message: Callable[[QueueMessage, str], None] = lambda message, line: None) -> SyncReport:
     """Apply every message on `queue` to `store`; with `watch`, keep polling until `stop`.
@@ -79,7 +80,7 @@ def sync(store: Store, queue: Queue, secret: bytes, *, transient_limit: int, act
             seen.add(message.id)
             report.messages += 1
             try:
-                parsed = parse(message.body, secret)
+                parsed = parse(message.body, signer)
             except NotUnderstood as exc:
                 report.kept.append((message.id, str(exc)))
                 on_message(message, f"kept {message.id}: {exc}")

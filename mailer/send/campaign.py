@@ -20,7 +20,7 @@ from pathlib import Path
 from ..compose.render import Recipient
 from ..errors import MailerError
 from ..store.ledger import SendCounts
-from ..tokens import issue_token, unsubscribe_url
+from ..tokens import issue_test_token, unsubscribe_url
 from .engine import Ledger, Progress, RunResult, Sender, Transport
 from .message import MessageTemplate, new_envelope
 from .quota import Quota
@@ -151,8 +151,8 @@ def run_send(
                                         retry_failed=retry_failed)
     template = MessageTemplate(rendered, settings)
     sender = Sender(
-        store, transport, template, send_id=record.id, secret=secret, rate=rate,
-        concurrency=concurrency, max_failures=settings.transport.max_failures,
+        store, transport, template, send_id=record.id, signer=store.signer(secret, settings.list_id),
+        rate=rate, concurrency=concurrency, max_failures=settings.transport.max_failures,
         quota_left=quota_left, on_progress=on_progress,
     )
     with _ctrl_c_stops(sender):
@@ -184,6 +184,6 @@ def _ctrl_c_stops(sender: Sender):
 def send_test(transport: Transport, rendered, settings, address: str, secret: bytes) -> str:
     """One message to `address`, outside the ledger; its unsubscribe link names nobody."""
     template = MessageTemplate(rendered, settings, campaign=f"{rendered.issue.stem}-test")
-    url = unsubscribe_url(settings.unsubscribe.url, issue_token(secret, 0, 0))
+    url = unsubscribe_url(settings.unsubscribe.url, issue_test_token(secret, settings.list_id))
     raw = template.build(Recipient(address, "", url), new_envelope(settings))
     return transport.send(raw, settings.sender.address, address)

@@ -45,7 +45,7 @@ from ..errors import (
     UnknownOutcome,
 )
 from ..store.ledger import Delivery, SendCounts, SendRecord, Settlement
-from ..tokens import issue_token, unsubscribe_url
+from ..tokens import Signer, unsubscribe_url
 from .message import MessageTemplate, new_envelope
 from .quota import Quota
 
@@ -106,6 +106,9 @@ class Ledger(Protocol):
 
     def check_integrity(self) -> None:
         """Refuse a damaged store before the first message of a send."""
+
+    def signer(self, secret: bytes, list_id: str) -> Signer:
+        """What signs this store's unsubscribe tokens for the list `list_id`."""
 
     def find_send(self, issue: str) -> SendRecord | None:
         """The send of `issue`, if it was ever begun."""
@@ -222,7 +225,7 @@ class Sender:
         template: MessageTemplate,
         *,
         send_id: int,
-        secret: bytes,
+        signer: Signer,
         rate: float,
         concurrency: int,
         max_failures: int,
@@ -240,7 +243,7 @@ class Sender:
         self.transport = transport
         self.template = template
         self.send_id = send_id
-        self.secret = secret
+        self.signer = signer
         self.concurrency = concurrency
         self.max_failures = max_failures
         self.quota_left = quota_left
@@ -259,7 +262,7 @@ class Sender:
 
     def recipient(self, delivery: Delivery) -> Recipient:
         """The per-recipient values of `delivery`, with its own signed token."""
-        token = issue_token(self.secret, delivery.subscriber_id, self.send_id)
+        token = self.signer.issue(delivery.subscriber_id, self.send_id)
         return Recipient(delivery.email, delivery.name, unsubscribe_url(self.unsubscribe_base, token))
 
     def deliver(self, delivery: Delivery) -> Outcome:

@@ -10,7 +10,8 @@ has its module here, and `Store` is all of them over one connection:
 - `subscribers`: reading subscribers and changing one at a time;
 - `ledger`: the sends of issues and their deliveries;
 - `feedback`: unsubscribes by token, bounces, complaints;
-- `imports` and `import_rows`: many subscribers at once from one file.
+- `imports` and `import_rows`: many subscribers at once from one file;
+- `facts`: the store's own id, which its unsubscribe tokens are signed over.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .connection import (
     now,
     suppression_hash,
 )
+from .facts import FactQueries
 from .feedback import FEEDBACK_KINDS, Feedback, FeedbackQueries
 from .imports import ImportBatch, ImportCounts, ImportQueries, StagedRow
 from .ledger import (
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 
-class Store(FeedbackQueries, LedgerQueries, ImportQueries):
+class Store(FeedbackQueries, LedgerQueries, ImportQueries, FactQueries):
     """An open subscriber store. Use `Store.open`, and close it (or use `with`).
 
     One connection, so that one transaction can span domains (an erasure

@@ -12,13 +12,13 @@ import functools
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ..errors import StoreError
 from .connection import StoreConnection, now, rollback, suppression_hash
 from .import_rows import MergedRow, StagedRow, decide
-from .subscribers import columns_of, subscriber_of
+from .subscribers import columns_of, delete_people, subscriber_of
 
 _CHUNK = 5000
 # How long an import waits for the write lock before it stages every row instead.
@@ -95,6 +95,8 @@ class ImportBatch:
         # For each id this import gave out: whether the row had no creation time.
         self._undated = bytearray()
         self._erasures = False
+        # Erasures the file carried, kept until the import holds the write lock.
+        self._kept_erasures: list[tuple[str, str]] = []
         self._rolled_back = False
         with store._translate():
             db.execute("DROP TABLE IF EXISTS temp.staging")
@@ -115,17 +117,8 @@ class ImportBatch:
         """Add validated rows in the form `StagedRow.values` gives; in file order."""
         if not rows:
             return
-        self._check_usable()
         with self._store._translate():
-            if self._direct is None:
-                self._direct = self._take_lock()
-            if self._direct:
-                try:
-                    self._write_through(rows)
-                except BaseException:
-                    rollback(self._db)
-                    self._rolled_back = True
-                    raise
+            if self._write_directly(self._write_through, rows):
                 return
             self._db.execute("BEGIN")
             try:
@@ -134,6 +127,48 @@ class ImportBatch:
                 rollback(self._db)
                 raise
             self._db.execute("COMMIT")
+
+    def keep_erasures(self, erasures: list[tuple[str, str]]) -> None:
+        """Keep the erasures a file carries ((hash, when), as `erasures()` gives them).
+
+        An export carries the store's erasures ahead of its subscribers, so
+        that importing it into a new store never brings back someone who
+        asked to be forgotten. Someone of this store with such an address is
+        erased here too, as `erase` would.
+        """
+        if not erasures:
+            return
+        with self._store._translate():
+            if not self._write_directly(lambda kept: self._suppress(self._db, kept), erasures):
+                self._kept_erasures.extend(erasures)
+
+    def _write_directly(self, write: Callable[[list], None], items: list) -> bool:
+        """`write(items)` in the import's own transaction if it holds the lock (taking it
+        on first use); False, with nothing written, if it stages instead."""
+        self._check_usable()
+        if self._direct is None:
+            self._direct = self._take_lock()
+        if not self._direct:
+            return False
+        try:
+            write(items)
+        except BaseException:
+            rollback(self._db)
+            self._rolled_back = True
+            raise
+        return True
+
+    def _suppress(self, db: sqlite3.Connection, erasures: list[tuple[str, str]]) -> None:
+        when = now()
+        db.executemany("INSERT OR IGNORE INTO suppressions (hash, reason, at) VALUES (?, ?, ?)",
+                       [(hash_, f"erased on request (carried by {self.label})", at or when)
+                        for hash_, at in erasures])
+        hashes = json.dumps([hash_ for hash_, _ in erasures])
+        # One pass hashing every address: only for a file that carries erasures.
+        delete_people(db, [id_ for (id_,) in db.execute(
+            "SELECT id FROM subscribers WHERE mailer_hash(email_key) IN (SELECT value FROM json_each(?))",
+            (hashes,))], when)
+        self._erasures = True
 
     def _check_usable(self) -> None:
         # Rows written before a failure went with its rollback: going on
@@ -284,6 +319,8 @@ class ImportBatch:
 
     def _apply(self, when: str, dry_run: bool) -> ImportCounts:
         with self._store._write(commit=not dry_run) as db:
+            if self._kept_erasures:
+                self._suppress(db, self._kept_erasures)
             counts = self._decide_staged(db, when, ImportCounts())
         self._db.execute("DROP TABLE temp.staging")
         return counts

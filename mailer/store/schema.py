@@ -8,6 +8,7 @@ store is opened.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Callable
 
@@ -114,7 +115,25 @@ def _v4_temporary_failures(db: sqlite3.Connection) -> None:
     db.execute("UPDATE deliveries SET temporary = 1 WHERE status = 'failed' AND reason LIKE 'gave up after %'")
 
 
+def _v5_store_facts(db: sqlite3.Connection) -> None:
+    """Facts about the store itself: its random id, and which tokens it issued without one.
+
+    Unsubscribe tokens are signed over the store's id (see `mailer.tokens`),
+    so that a subscriber id of another store, which may be somebody else
+    here, never verifies. A store made now gets an id and nothing else; one
+    migrated from before also records its last send, whose version-1 links
+    (signed without an id) it keeps honouring.
+    """
+    db.execute("""CREATE TABLE store_facts (
+        name   TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    ) WITHOUT ROWID""")
+    db.execute("INSERT INTO store_facts VALUES ('store_id', ?)", (secrets.token_hex(16),))
+    db.execute("INSERT INTO store_facts SELECT 'v1_tokens_through_send', max(id) FROM sends"
+               " HAVING max(id) IS NOT NULL")
+
+
 # Version N of the schema is what the first N functions build. Append only.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _v1_subscribers, _v2_send_ledger, _v3_feedback, _v4_temporary_failures,
+    _v1_subscribers, _v2_send_ledger, _v3_feedback, _v4_temporary_failures, _v5_store_facts,
 ]

@@ -10,6 +10,7 @@ break them.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -128,6 +129,10 @@ class SubscriberQueries(StoreConnection):
         counts["erased"] = self._db.execute("SELECT count(*) FROM suppressions").fetchone()[0]
         return counts
 
+    def erasures(self) -> Iterator[tuple[str, str]]:
+        """(hash, when) of every erased address, oldest first: what an export carries."""
+        yield from self._db.execute("SELECT hash, at FROM suppressions ORDER BY at, hash")
+
     def is_suppressed(self, address: Address) -> bool:
         return self._db.execute(
             "SELECT 1 FROM suppressions WHERE hash = ?", (suppression_hash(address.key),)
@@ -213,14 +218,7 @@ class SubscriberQueries(StoreConnection):
         """
         with self._write() as db:
             current = self.require(address)
-            db.execute(
-                "UPDATE deliveries SET email = '', updated_at = ?, status = CASE status"
-                " WHEN 'pending' THEN 'suppressed' ELSE status END, reason = CASE status"
-                " WHEN 'pending' THEN 'erased on request' ELSE reason END"
-                " WHERE subscriber_id = ?",
-                (now(), current.id),
-            )
-            db.execute("DELETE FROM subscribers WHERE id = ?", (current.id,))
+            delete_people(db, [current.id], now())
             db.execute(
                 "INSERT OR REPLACE INTO suppressions (hash, reason, at) VALUES (?, ?, ?)",
                 (suppression_hash(address.key), f"erased on request by {actor}", now()),
@@ -234,3 +232,20 @@ class SubscriberQueries(StoreConnection):
             "INSERT INTO events (subscriber_id, kind, at, reason, actor) VALUES (?, ?, ?, ?, ?)",
             (subscriber_id, kind, at, reason, actor),
         )
+
+
+def delete_people(db: sqlite3.Connection, ids: list[int], when: str) -> None:
+    """Delete the subscribers `ids` and their history, and their address from the ledger.
+
+    Their pending deliveries are suppressed; the rest keep their outcome but
+    lose the address. Part of an erasure: the caller keeps the hash.
+    """
+    listed = json.dumps(ids)
+    db.execute(
+        "UPDATE deliveries SET email = '', updated_at = ?, status = CASE status"
+        " WHEN 'pending' THEN 'suppressed' ELSE status END, reason = CASE status"
+        " WHEN 'pending' THEN 'erased on request' ELSE reason END"
+        " WHERE subscriber_id IN (SELECT value FROM json_each(?))",
+        (when, listed),
+    )
+    db.execute("DELETE FROM subscribers WHERE id IN (SELECT value FROM json_each(?))", (listed,))

@@ -27,6 +27,8 @@ _COLUMNS = {
     "created_at": ("created_at", "created", "creation_date", "optin_time", "subscribed_at",
                    "date_added", "signup_date", "subscription_date"),
     "source": ("source",),
+    # mailer's export: the hash of an address erased on request, in a row of its own.
+    "erased": ("erased",),
     # Mailchimp's unsubscribed and cleaned exports, Substack's opt-out flag.
     "unsub_time": ("unsub_time",),
     "unsub_reason": ("unsub_reason",),

@@ -51,6 +51,7 @@ from .csvfile import (
 from .export import export_csv  # noqa: F401  (see below)
 from .formulas import neutralise
 from .report import ImportReport, Rejection, RejectionLog  # noqa: F401  (see below)
+from .rows import ErasedRow
 from .rows import converter as _converter
 
 # The command line and the tests take `export_csv`, the report types and
@@ -141,10 +142,13 @@ def _import(
                                    direct=not dry_run)
         rejects_file = _RejectsFile(rejects, columns.header if columns.has_header else None)
         try:
-            for rows, rejected, position in batches:
+            for rows, rejected, erasures, position in batches:
                 for line, reason, cells in rejected:
                     report.rejections.add(line, reason)
                     rejects_file.write(line, reason, cells or [])
+                # Before the rows: an export carries its erasures ahead of its subscribers.
+                batch.keep_erasures(erasures)
+                report.erased += len(erasures)
                 batch.stage_values(rows)
                 lines.report(position)
             lines.finish()
@@ -167,7 +171,7 @@ _BATCH = 5000
 # this one writes to the store: the two halves take about as long as each other.
 PARALLEL_BYTES = 1 << 20
 
-_Batch = tuple[list[tuple], list[tuple[int, str, "list[str] | None"]], int]
+_Batch = tuple[list[tuple], list[tuple[int, str, "list[str] | None"]], list[tuple[str, str]], int]
 
 
 def _batches(
@@ -175,7 +179,8 @@ def _batches(
     first: tuple[list[str], int] | None, *, keep_cells: bool, shown: str, encoding_label: str,
 ) -> Iterator[_Batch]:
     """The file's data rows, a batch at a time: rows for the store, rejected rows
-    (line, reason, and the cells when `keep_cells`), and the bytes read so far.
+    (line, reason, and the cells when `keep_cells`), erasures (hash, when: see
+    `rows.ErasedRow`), and the bytes read so far.
 
     `first` is a data row read already (a file without a header line). What
     spoils the whole file is a `SubscriberFileError`, raised after the batches
@@ -191,6 +196,7 @@ def _read_batches(
 ) -> Iterator[_Batch]:
     rows: list[tuple] = []
     rejected: list[tuple[int, str, list[str] | None]] = []
+    erasures: list[tuple[str, str]] = []
     overlong = lines.overlong
     too_long = f"the line is longer than {MAX_LINE // (1 << 20)} MiB"
     has_nul = "contains a NUL character (is part of the file binary?)"
@@ -243,13 +249,15 @@ def _read_batches(
             rows.append(convert(row, start, lines.last_apostrophe >= start))
         except AddressError as exc:
             rejected.append((start, exc.message, row if keep_cells else None))
+        except ErasedRow as erasure:
+            erasures.append((erasure.hash, erasure.at))
         if data_rows >= next_batch:
             next_batch += _BATCH
-            yield rows, rejected, lines.position()
-            rows, rejected = [], []
+            yield rows, rejected, erasures, lines.position()
+            rows, rejected, erasures = [], [], []
     if data_rows == 0:
         raise SubscriberFileError("has a header line but no rows: nothing to import", path=shown)
-    yield rows, rejected, lines.position()
+    yield rows, rejected, erasures, lines.position()
 
 
 def _may_fork() -> bool:

@@ -54,7 +54,8 @@ class RejectionLog:
 
 @dataclass
 class ImportReport:
-    """What an import did; `rows` is the sum of the six counts (see `OUTCOMES`).
+    """What an import did; `rows` is the sum of the six counts (see `OUTCOMES`) and
+    of `erased`, the erasures an export carried (kept, never imported).
 
     `resubscribe` and `rejects` are what the import was asked for: whether
     sticky statuses were overridden, and where rejected rows were to be
@@ -71,6 +72,7 @@ class ImportReport:
     unchanged: int = 0
     skipped: int = 0
     merged: int = 0
+    erased: int = 0
     rejections: RejectionLog = field(default_factory=RejectionLog)
     resubscribe: bool = False
     rejects: Path | None = None
@@ -82,7 +84,7 @@ class ImportReport:
     @property
     def rows(self) -> int:
         return (self.imported + self.updated + self.unchanged + self.skipped + self.merged
-                + self.rejected)
+                + self.rejected + self.erased)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -110,6 +112,6 @@ class ImportReport:
         return {
             "file": self.path, "encoding": self.encoding, "delimiter": self.delimiter,
             "format": self.kind, "dry_run": self.dry_run, "rows": self.rows,
-            **self.counts,
+            **self.counts, "erased": self.erased,
             "rejected_rows": [{"line": r.line, "reason": r.reason} for r in self.rejections],
         }

@@ -34,6 +34,19 @@ _STATUS_WORDS = {
 _UNCONFIRMED = frozenset(("pending", "unconfirmed", "unactivated"))
 _TRUE = frozenset(("true", "yes", "1", "y", "t"))
 
+_ERASURE = re.compile(r"[0-9a-f]{64}")
+
+
+class ErasedRow(Exception):
+    """Not a subscriber but an erasure an export carries: the hash of an address erased
+    on request, and when. The import keeps it, so that nobody erased comes back."""
+
+    def __init__(self, hash_: str, at: str) -> None:
+        super().__init__(hash_)
+        self.hash = hash_
+        self.at = at
+
+
 _NAIVE_TIME = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 
 
@@ -41,7 +54,8 @@ def converter(
     columns: Columns, source: str, tags: tuple[str, ...],
 ) -> Callable[[list[str], int, bool], tuple]:
     """The function turning one CSV row into the store's values for it
-    (`StagedRow.values`), or raising `AddressError` saying why not.
+    (`StagedRow.values`), or raising `AddressError` saying why not, or
+    `ErasedRow` for an erasure an export carries.
 
     Whatever depends only on the header is worked out here, once: the
     function runs for every row, a million times for a large list. `quoted`
@@ -62,6 +76,9 @@ def converter(
     has_status = columns.has_status
     tags_at, created_at, source_at = roles.get("tags"), roles.get("created_at"), roles.get("source")
     created_header = header[created_at] if created_at is not None else ""
+    erased_at = roles.get("erased")
+    not_erasure = (f"column '{header[erased_at]}' is not the hash of an erased address"
+                   if erased_at is not None else "")
     names = tuple(name for _, name in columns.attributes)
     cells = _cells_at(tuple(index for index, _ in columns.attributes))
     # The attributes' JSON, written straight from the cells when no other
@@ -87,6 +104,13 @@ def converter(
             shown_name, cell = split_name_address(cell)
         else:
             shown_name = ""
+        if erased_at is not None and row[erased_at].strip():
+            if cell.strip():
+                raise AddressError(f"has both an address and an erasure in column '{header[erased_at]}'")
+            if not _ERASURE.fullmatch(row[erased_at].strip()):
+                raise AddressError(not_erasure)
+            when = _timestamp(row[created_at]) if created_at is not None else ""
+            raise ErasedRow(row[erased_at].strip(), when)
         if not cell.strip():
             raise AddressError(no_address)
         email, key = email_and_key(cell)

@@ -12,10 +12,12 @@ List-Unsubscribe header. Two requests arrive there:
   List-Unsubscribe URL, token in its query string). It unsubscribes, once:
   a repeated POST finds the reader already unsubscribed and changes nothing.
 
-A token that is not exactly one this workspace issued (forged, altered,
-truncated, padded, non-ASCII) gets a plain 400 page and the store is not
-opened. The token of a test message (`send-issue --to`) names subscriber 0:
-its page says so and records nothing.
+A token that is not exactly one this store issued for this list (forged,
+altered, truncated, padded, non-ASCII, or signed for another store or list:
+see `mailer.tokens`) gets a plain 400 page and nothing changes; one that is
+not even shaped like a token is refused before the store is opened. The
+token of a test message (`send-issue --to`) names subscriber 0: its page
+says so and records nothing.
 
 Nothing here redirects, so there is no redirect to abuse; every page carries
 a strict Content-Security-Policy, no-referrer (the token is in the URL) and
@@ -44,7 +46,7 @@ from ..config import Settings
 from ..errors import StoreBusy
 from ..language import words_for
 from ..store import Store, Subscriber
-from ..tokens import InvalidToken, TokenClaims, load_secret, verify_token
+from ..tokens import InvalidToken, TokenClaims, load_secret, well_formed
 from ..workspace import Workspace, find_workspace, open_workspace
 
 ACTOR = "unsubscribe page"
@@ -232,16 +234,20 @@ class UnsubscribeApp:
         else:
             fields = None
             token = _single(query.get("t"))
-        claims = self._verify(token)
-        if claims is None:
+        if token is None or not well_formed(token):
             return self._page(400, "invalid"), []
-        if claims.subscriber_id == 0:
-            return self._page(200, "test"), []
-        if fields is None:
-            with self._store() as store:
+        with self._store() as store:
+            # Checked against the store it acts on: a token of another store
+            # (or of this path before the file was replaced) names someone else here.
+            claims = self._verify(store, token)
+            if claims is None:
+                return self._page(400, "invalid"), []
+            if claims.subscriber_id == 0:
+                return self._page(200, "test"), []
+            if fields is None:
                 subscriber = store.subscriber_by_id(claims.subscriber_id)
-            return self._status_page(subscriber, token, confirm=True), []
-        return self._change(claims, token, fields), []
+                return self._status_page(subscriber, token, confirm=True), []
+            return self._change(store, claims, token, fields), []
 
     def _read_body(self, environ: dict) -> dict[str, list[str]] | _Page:
         """The fields of a POST body, or the page refusing a body too big or of an unknown kind."""
@@ -257,11 +263,11 @@ class UnsubscribeApp:
             return self._page(415, "invalid")
         return fields
 
-    def _change(self, claims: TokenClaims, token: str, fields: dict[str, list[str]]) -> _Page:
+    def _change(self, store: Store, claims: TokenClaims, token: str, fields: dict[str, list[str]]) -> _Page:
         """Unsubscribe, or resubscribe from the undo button, the subscriber `claims` names."""
         one_click = "One-Click" in fields.get("List-Unsubscribe", [])
         action = _single(fields.get("action")) or "unsubscribe"
-        with self._writing(), self._store() as store:
+        with self._writing():
             send = store.send_by_id(claims.send_id) if claims.send_id else None
             issue = f" of {send.issue}" if send else ""
             if action == "resubscribe" and not one_click:
@@ -313,11 +319,9 @@ class UnsubscribeApp:
         finally:
             self._write_lock.release()
 
-    def _verify(self, token: str | None) -> TokenClaims | None:
-        if token is None:
-            return None
+    def _verify(self, store: Store, token: str) -> TokenClaims | None:
         try:
-            return verify_token(self.secret, token)
+            return store.signer(self.secret, self.settings.list_id).verify(token)
         except InvalidToken:
             return None
 
