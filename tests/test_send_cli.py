@@ -57,7 +57,7 @@ def test_send_issue_sends_everyone_and_says_so(run_mailer, workspace_dir):
     add_subscribers(workspace_dir, 6, left={2: "unsubscribed"})
     result = run_mailer("send-issue", "2024-26", "--yes", "--rate", "1000")
     assert result.exit_code == 0, result.output
-    assert "Issue:      云计算技术追踪 2024 年第二十六期" in result.output
+    assert "Subject:    云计算技术追踪 2024 年第二十六期" in result.output
     assert "Recipients: 5" in result.output and "Suppressed: 1" in result.output
     assert "Transport:  outbox" in result.output
     assert "2024-26: 5 sent, 1 suppressed." in result.output
@@ -93,8 +93,21 @@ def test_a_test_message_goes_to_any_address_and_is_not_recorded(run_mailer, work
     result = run_mailer("send-issue", "2024-26", "--to", "editor@example.org")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Sent a test of 2024-26 to editor@example.org through outbox")
-    assert outbox_recipients(workspace_dir) == Counter({"editor@example.org": 1})
+    assert outbox_recipients(workspace_dir) == Counter()
+    tests = list((workspace_dir / "outbox" / "2024-26" / "tests").glob("*.eml"))
+    assert [p.name.split("-")[0] for p in tests] == ["editor@example.org"]
     assert ledger(workspace_dir) == {}
+
+
+def test_a_finished_send_stays_finished_when_the_issue_is_edited_after(run_mailer, workspace_dir):
+    add_subscribers(workspace_dir, 3)
+    assert run_mailer("send-issue", "2024-26", "--yes", "--rate", "1000").exit_code == 0
+    issue = workspace_dir / "issues" / "2024-26.md"
+    issue.write_text(issue.read_text(encoding="utf-8") + "\nA typo fixed after the send.\n", encoding="utf-8")
+    again = run_mailer("send-issue", "2024-26", "--yes")
+    assert again.exit_code == 0, again.output
+    assert again.output.strip() == "2024-26 is already sent: 3 sent."
+    assert sum(outbox_recipients(workspace_dir).values()) == 3
 
 
 def test_without_yes_and_without_a_terminal_it_refuses(run_mailer, workspace_dir):

@@ -56,7 +56,8 @@ def send_issue(issue: str, yes: bool, dry_run: bool, test_address: str | None,
     workspace = current_workspace()
     rendered = build.render_checked(workspace, workspace.issue_path(issue))
     concurrency = concurrency or workspace.settings.transport.concurrency
-    transport = open_transport(workspace.settings, workspace.outbox_dir(rendered.issue.stem), concurrency)
+    outbox = workspace.outbox_dir(rendered.issue.stem, tests=bool(test_address))
+    transport = open_transport(workspace.settings, outbox, concurrency)
     try:
         if test_address:
             _send_test(workspace, transport, rendered, test_address)
@@ -107,7 +108,7 @@ def _send(workspace, store, transport, rendered, *, yes, dry_run, rate, concurre
 
 def _print_plan(plan: sending.Plan) -> None:
     quota = "" if plan.quota_left == float("inf") else f", {int(plan.quota_left)} left of today's quota"
-    click.echo(f"Issue:      {plan.subject}")
+    click.echo(f"Subject:    {plan.subject}")
     click.echo(f"Recipients: {plan.recipients}"
                + (f" (resuming; {plan.counts['sent']} already sent)" if plan.resuming else ""))
     click.echo(f"Suppressed: {plan.suppressed}")

@@ -90,8 +90,10 @@ def make_plan(store: Ledger, transport: Transport, rendered, settings, rate_opti
                     quota_left, False, None)
     counts = store.send_counts(record.id)
     recipients = counts.open + (counts["unknown"] if retry_unknown else 0)
+    # An edit after everyone was reached reaches nobody: the send is done, not changed.
+    changed = recipients > 0 and record.content_hash != content_hash(rendered)
     return Plan(stem, rendered.subject, recipients, counts["suppressed"], transport.describe(), rate,
-                quota_left, record.content_hash != content_hash(rendered), counts)
+                quota_left, changed, counts)
 
 
 @dataclass
