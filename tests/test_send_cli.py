@@ -221,3 +221,43 @@ def test_ctrl_c_finishes_what_is_in_flight_and_exits_130(workspace_dir):
     resumed.communicate(timeout=60)
     assert resumed.returncode == 0
     assert Counter(outbox_recipients(workspace_dir).values()) == Counter({1: 200})
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_a_send_as_ctrl_c_does(workspace_dir, signum):
+    add_subscribers(workspace_dir, 200)
+    process = _send_process(workspace_dir, "--rate", "40", "--concurrency", "4")
+    sending(workspace_dir, process, 0)
+    time.sleep(0.3)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, err
+    assert "Interrupted. Resume with: mailer send-issue 2024-26" in err
+    statuses = Counter(ledger(workspace_dir).values())
+    assert statuses["inflight"] == 0 and statuses["unknown"] == 0
+    assert 0 < statuses["sent"] == sum(outbox_recipients(workspace_dir).values()) < 200
+    resumed = _send_process(workspace_dir, "--rate", "1000")
+    resumed.communicate(timeout=60)
+    assert resumed.returncode == 0
+    assert Counter(outbox_recipients(workspace_dir).values()) == Counter({1: 200})
+
+
+def test_recipients_a_killed_run_left_in_flight_show_as_in_flight(run_mailer, workspace_dir):
+    import sqlite3
+
+    add_subscribers(workspace_dir, 4)
+    assert run_mailer("send-issue", "2024-26", "--yes", "--rate", "1000").exit_code == 0
+    # What SIGKILL between handing a message over and recording it leaves behind.
+    with sqlite3.connect(workspace_dir / "subscribers" / "mailer.db") as db:
+        db.execute("UPDATE deliveries SET status = 'inflight' WHERE email = 'reader3@example.com'")
+        db.execute("UPDATE deliveries SET status = 'pending' WHERE email = 'reader2@example.com'")
+        db.execute("UPDATE sends SET finished_at = ''")
+    status = run_mailer("status", "2024-26")
+    assert status.output.splitlines()[0] == \
+        "2024-26 (open): 2 sent, 0 failed, 0 unknown, 0 suppressed, 1 pending, 1 in flight"
+    plan = run_mailer("send-issue", "2024-26", "--dry-run")
+    assert "Recipients: 1 (resuming; 2 already sent)" in plan.output
+    assert "In flight:  1 (handed over and not recorded yet;" in plan.output
+    resumed = run_mailer("send-issue", "2024-26", "--yes")
+    assert resumed.exit_code == 1
+    assert ledger(workspace_dir)["reader3@example.com"] == "unknown"

@@ -47,8 +47,18 @@ class Plan:
         return self.counts is not None
 
     @property
+    def done(self) -> bool:
+        """Whether the send already reached everyone it will reach: a run would do nothing."""
+        return self.counts is not None and _nothing_left(self.recipients, self.counts)
+
+    @property
     def estimate_seconds(self) -> float:
         return self.recipients / self.rate
+
+
+def _nothing_left(recipients: int, counts: SendCounts) -> bool:
+    # Rows in flight still need a run: it is what records them as unknown.
+    return recipients == 0 and counts["inflight"] == 0
 
 
 def content_hash(rendered) -> str:
@@ -89,9 +99,10 @@ def make_plan(store: Ledger, transport: Transport, rendered, settings, rate_opti
         return Plan(stem, rendered.subject, counts["active"], suppressed, transport.describe(), rate,
                     quota_left, False, None)
     counts = store.send_counts(record.id)
-    recipients = counts.open + (counts["unknown"] if retry_unknown else 0)
+    # Rows a stopped run left in flight turn unknown when this run begins.
+    recipients = counts["pending"] + (counts["inflight"] + counts["unknown"] if retry_unknown else 0)
     # An edit after everyone was reached reaches nobody: the send is done, not changed.
-    changed = recipients > 0 and record.content_hash != content_hash(rendered)
+    changed = not _nothing_left(recipients, counts) and record.content_hash != content_hash(rendered)
     return Plan(stem, rendered.subject, recipients, counts["suppressed"], transport.describe(), rate,
                 quota_left, changed, counts)
 
@@ -103,6 +114,12 @@ class SendReport:
     counts: SendCounts
     run: RunResult
     interrupted_before: int = 0
+    stop_signal: int = 0  # the signal that stopped the run, if one did
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal, as shells report a command a signal stopped (130 for Ctrl-C)."""
+        return 128 + (self.stop_signal or signal.SIGINT)
 
 
 @contextmanager
@@ -152,30 +169,40 @@ def run_send(
         concurrency=concurrency, max_failures=settings.transport.max_failures,
         quota_left=quota_left, on_progress=on_progress,
     )
-    with _ctrl_c_stops(sender):
+    caught: list[int] = []
+    with _stop_signals_stop(sender, caught):
         result = sender.run()
     store.finish_send(record.id)
-    return SendReport(store.send_counts(record.id), result, interrupted)
+    return SendReport(store.send_counts(record.id), result, interrupted, caught[0] if caught else 0)
+
+
+# Ctrl-C, `kill` (what service managers and `timeout` send) and a closed
+# terminal all ask the send to stop; each is answered the same way.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
-def _ctrl_c_stops(sender: Sender):
-    """The first Ctrl-C lets the messages in flight finish and be recorded; a second one
-    interrupts at once (their rows then show as unknown on the next run)."""
+def _stop_signals_stop(sender: Sender, caught: list[int]):
+    """The first stop signal lets the messages in flight finish and be recorded; a
+    second one of the same kind acts at once (their rows then show as unknown on
+    the next run). The signal caught is appended to `caught`."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
     def first(signum, frame):
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous[signum])
+        caught.append(signum)
         sender.request_stop()
 
-    signal.signal(signal.SIGINT, first)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, first)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def send_test(transport: Transport, rendered, settings, address: str, secret: bytes) -> str:

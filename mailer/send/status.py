@@ -51,7 +51,7 @@ class SendStatus:
     unknown: int
     suppressed: int
     pending: int
-    in_flight: int
+    in_flight: int  # handed to the transport and not yet recorded: now, or by a run that was killed
     failed_reasons: list[FailedReason]
     delivered: int
     unsubscribed: int
@@ -91,7 +91,7 @@ def send_status(store, record: SendRecord) -> SendStatus:
         issue=record.issue, subject=record.subject, started_at=record.started_at,
         finished_at=record.finished_at or None,
         sent=counts["sent"], failed=counts["failed"], unknown=counts["unknown"],
-        suppressed=counts["suppressed"], pending=counts.open, in_flight=counts["inflight"],
+        suppressed=counts["suppressed"], pending=counts["pending"], in_flight=counts["inflight"],
         failed_reasons=[FailedReason(reason, count) for reason, count in counts.failed_reasons],
         **feedback_rates(counts["sent"], store.feedback_counts(record.id)),
     )
@@ -108,12 +108,18 @@ def sends_status(store, issue: str | None = None) -> list[SendStatus]:
 def summary(counts: SendCounts) -> dict[str, int]:
     """The counts worth telling, in order: sent always, the rest when not zero."""
     told = {s: counts[s] for s in ("sent", "failed", "unknown", "suppressed") if counts[s] or s == "sent"}
-    if counts.open:
-        told["pending"] = counts.open
-    return told
+    return told | _left(counts)
 
 
 def unfinished(counts: SendCounts) -> dict[str, int]:
-    """Recipients neither sent nor suppressed, by why (failed, unknown, pending); empty when done."""
-    left = {"failed": counts["failed"], "unknown": counts["unknown"], "pending": counts.open}
+    """Recipients neither sent nor suppressed, by why (failed, unknown, pending, in flight);
+    empty when done."""
+    left = {"failed": counts["failed"], "unknown": counts["unknown"]} | _left(counts)
+    return {why: count for why, count in left.items() if count}
+
+
+def _left(counts: SendCounts) -> dict[str, int]:
+    """Pending, and in flight apart: a killed run leaves rows in flight, and the next
+    run counts those as unknown rather than sending them again."""
+    left = {"pending": counts["pending"], "in flight": counts["inflight"]}
     return {why: count for why, count in left.items() if count}
