@@ -261,3 +261,21 @@ def test_recipients_a_killed_run_left_in_flight_show_as_in_flight(run_mailer, wo
     resumed = run_mailer("send-issue", "2024-26", "--yes")
     assert resumed.exit_code == 1
     assert ledger(workspace_dir)["reader3@example.com"] == "unknown"
+
+
+def test_an_address_that_needs_smtputf8_is_warned_of_skipped_and_suppressed(run_mailer, workspace_dir):
+    (workspace_dir / "list.csv").write_text(
+        "email,name\nann@example.com,Ann\njosé@example.com,José\n", encoding="utf-8")
+    imported = run_mailer("subscribers", "import", "list.csv")
+    assert imported.exit_code == 0, imported.output
+    reason = "the part before @ is not ASCII, which needs SMTPUTF8 (SES and mailer cannot send it)"
+    assert f"line 3: warning: josé@example.com: {reason}; every send will skip it" in imported.output.splitlines()
+    plan = run_mailer("send-issue", "2024-26", "--dry-run")
+    assert "Recipients: 1" in plan.output and "Suppressed: 1" in plan.output
+    assert f"  skip josé@example.com: {reason}" in plan.output.splitlines()
+    sent = run_mailer("send-issue", "2024-26", "--yes", "--rate", "1000")
+    assert sent.exit_code == 0, sent.output
+    assert "2024-26: 1 sent, 1 suppressed." in sent.output
+    assert ledger(workspace_dir) == {"ann@example.com": "sent", "josé@example.com": "suppressed"}
+    status = run_mailer("status", "2024-26")
+    assert f"  suppressed: 1 × {reason}" in status.output.splitlines()

@@ -76,7 +76,7 @@ def test_the_json_of_a_send_keeps_its_fields_in_order(store, send_to):
     [status] = sends_status(store)
     assert list(status.as_dict()) == [
         "issue", "subject", "started_at", "finished_at", "sent", "failed", "unknown", "suppressed",
-        "pending", "in_flight", "failed_reasons", "delivered", "unsubscribed", "bounced", "complained",
+        "pending", "in_flight", "failed_reasons", "suppressed_reasons", "delivered", "unsubscribed", "bounced", "complained",
         "bounced_rate", "complained_rate"]
 
 

@@ -93,6 +93,8 @@ def _send(workspace, store, transport, rendered, *, yes, dry_run, rate, concurre
     if dry_run:
         for email, status in store.skipped_subscribers():
             click.echo(f"  skip {email}: {status}")
+        for email, reason in plan.refused.items():
+            click.echo(f"  skip {email}: {reason}")
         click.echo("Dry run: nothing sent, nothing recorded.")
         return
     if not yes:
@@ -216,6 +218,8 @@ def _print_status(send: SendStatus) -> None:
         click.echo(f"  in flight: {_IN_FLIGHT}")
     for reason in send.failed_reasons:
         click.echo(f"  {reason.count} × {reason.reason}")
+    for reason in send.suppressed_reasons:
+        click.echo(f"  suppressed: {reason.count} × {reason.reason}")
     click.echo(f"  feedback: {send.delivered} delivered, {send.unsubscribed} unsubscribed")
     for rate in send.review_rates:
         verdict = "  ABOVE the review threshold" if rate.above_threshold else ""

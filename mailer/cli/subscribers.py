@@ -115,6 +115,8 @@ def _print_import(report: ImportReport) -> None:
         click.echo(f"  {label:<10}{count:>8}  {meaning}".rstrip())
     for rejection in report.rejections:
         click.echo(f"line {rejection.line}: {rejection.reason}")
+    for warning in report.warnings:
+        click.echo(f"line {warning.line}: warning: {warning.message}")
     if report.rejects_written:
         click.echo(f"Rejected rows written to {report.rejects_written}")
     if report.skipped_without_resubscribe:

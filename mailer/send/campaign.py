@@ -14,12 +14,13 @@ import signal
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..compose.render import Recipient
 from ..errors import MailerError
 from ..store.ledger import SendCounts
+from ..subscribers.addresses import unsendable_reason
 from ..tokens import issue_token, unsubscribe_url
 from .engine import Ledger, Progress, RunResult, Sender, Transport
 from .message import MessageTemplate, new_envelope
@@ -41,6 +42,7 @@ class Plan:
     quota_left: float
     changed: bool
     counts: SendCounts | None  # the ledger so far, when resuming
+    refused: dict[str, str] = field(default_factory=dict)  # active, but cannot be sent to: why
 
     @property
     def resuming(self) -> bool:
@@ -77,6 +79,12 @@ def refuse_changed(stem: str) -> MailerError:
         hint="pass --force to send the new version to those not yet sent")
 
 
+def refused_addresses(store: Ledger) -> dict[str, str]:
+    """The active subscribers no message can reach, and why: a send suppresses them
+    when it begins, rather than failing each at every send."""
+    return {email: reason for email in store.active_addresses() if (reason := unsendable_reason(email))}
+
+
 def choose_rate(option: float | None, settings, quota: Quota | None) -> float:
     """--rate, else [transport] rate, else the provider's MaxSendRate, else 10 a second."""
     for rate in (option, settings.transport.rate, quota.max_rate if quota else None):
@@ -95,9 +103,10 @@ def make_plan(store: Ledger, transport: Transport, rendered, settings, rate_opti
     record = store.find_send(stem)
     if record is None:
         counts = store.counts()
-        suppressed = sum(counts[s] for s in ("unsubscribed", "bounced", "complained"))
-        return Plan(stem, rendered.subject, counts["active"], suppressed, transport.describe(), rate,
-                    quota_left, False, None)
+        refused = refused_addresses(store)
+        suppressed = sum(counts[s] for s in ("unsubscribed", "bounced", "complained")) + len(refused)
+        return Plan(stem, rendered.subject, counts["active"] - len(refused), suppressed, transport.describe(),
+                    rate, quota_left, False, None, refused)
     counts = store.send_counts(record.id)
     # Rows a stopped run left in flight turn unknown when this run begins.
     recipients = counts["pending"] + (counts["inflight"] + counts["unknown"] if retry_unknown else 0)
@@ -158,7 +167,7 @@ def run_send(
     record = store.find_send(stem)
     interrupted = 0
     if record is None:
-        record = store.begin_send(stem, digest, rendered.subject)
+        record = store.begin_send(stem, digest, rendered.subject, refused_addresses(store))
     else:
         if record.content_hash != digest and not force:
             raise refuse_changed(stem)

@@ -18,7 +18,7 @@ SES_REVIEW_RATES = {"bounced": 0.05, "complained": 0.001}
 
 @dataclass(frozen=True)
 class FailedReason:
-    """One reason recipients of a send failed, and how many."""
+    """One reason recipients of a send failed (or were suppressed), and how many."""
 
     reason: str
     count: int
@@ -53,6 +53,7 @@ class SendStatus:
     pending: int
     in_flight: int  # handed to the transport and not yet recorded: now, or by a run that was killed
     failed_reasons: list[FailedReason]
+    suppressed_reasons: list[FailedReason]
     delivered: int
     unsubscribed: int
     bounced: int
@@ -93,6 +94,7 @@ def send_status(store, record: SendRecord) -> SendStatus:
         sent=counts["sent"], failed=counts["failed"], unknown=counts["unknown"],
         suppressed=counts["suppressed"], pending=counts["pending"], in_flight=counts["inflight"],
         failed_reasons=[FailedReason(reason, count) for reason, count in counts.failed_reasons],
+        suppressed_reasons=[FailedReason(reason, count) for reason, count in counts.suppressed_reasons],
         **feedback_rates(counts["sent"], store.feedback_counts(record.id)),
     )
 

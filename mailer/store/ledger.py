@@ -9,7 +9,7 @@ the store's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..errors import StoreError
@@ -40,6 +40,7 @@ class SendCounts:
 
     counts: dict
     failed_reasons: list
+    suppressed_reasons: list = ()
 
     def __getitem__(self, status: str) -> int:
         return self.counts.get(status, 0)
@@ -103,9 +104,14 @@ class LedgerQueries(StoreConnection):
             f"SELECT {_SEND_COLUMNS} FROM sends ORDER BY id")
         return [SendRecord(*row) for row in rows]
 
-    def begin_send(self, issue: str, content_hash: str, subject: str) -> SendRecord:
+    def begin_send(self, issue: str, content_hash: str, subject: str,
+                   refused: Mapping[str, str] | None = None) -> SendRecord:
         """Start the send of `issue`, fixing its recipients: every active subscriber
-        is pending, everybody else suppressed with their status as the reason."""
+        is pending, everybody else suppressed with their status as the reason.
+
+        `refused` maps the addresses of active subscribers the sender cannot send
+        to onto why; they are suppressed with that reason.
+        """
         when = now()
         with self._write() as db:
             if self.find_send(issue) is not None:
@@ -122,6 +128,10 @@ class LedgerQueries(StoreConnection):
                 " FROM subscribers ORDER BY id",
                 (send_id, when),
             )
+            db.executemany(
+                "UPDATE deliveries SET status = 'suppressed', reason = ?"
+                " WHERE send_id = ? AND email = ? AND status = 'pending'",
+                [(reason, send_id, email) for email, reason in (refused or {}).items()])
         return self.find_send(issue)
 
     def resume_send(self, send: SendRecord, *, retry_unknown: bool, content_hash: str) -> int:
@@ -211,6 +221,11 @@ class LedgerQueries(StoreConnection):
                 (now(), send_id, send_id),
             )
 
+    def active_addresses(self) -> Iterator[str]:
+        """The address of every active subscriber, in the order a send reaches them."""
+        for (email,) in self._db.execute("SELECT email FROM subscribers WHERE status = 'active' ORDER BY id"):
+            yield email
+
     def skipped_subscribers(self) -> Iterator[tuple[str, str]]:
         """(address, status) of everyone a new send would skip."""
         yield from self._db.execute(
@@ -220,7 +235,10 @@ class LedgerQueries(StoreConnection):
         counts = dict.fromkeys(DELIVERY_STATUSES, 0)
         counts.update(self._db.execute(
             "SELECT status, count(*) FROM deliveries WHERE send_id = ? GROUP BY status", (send_id,)))
-        reasons = self._db.execute(
-            "SELECT reason, count(*) FROM deliveries WHERE send_id = ? AND status = 'failed'"
-            " GROUP BY reason ORDER BY count(*) DESC, reason", (send_id,)).fetchall()
-        return SendCounts(counts, [(reason, n) for reason, n in reasons])
+        return SendCounts(counts, self._reasons(send_id, "failed"), self._reasons(send_id, "suppressed"))
+
+    def _reasons(self, send_id: int, status: str) -> list[tuple[str, int]]:
+        """(reason, count) of the rows of `status`, the most common first."""
+        return self._db.execute(
+            "SELECT reason, count(*) FROM deliveries WHERE send_id = ? AND status = ?"
+            " GROUP BY reason ORDER BY count(*) DESC, reason", (send_id, status)).fetchall()
