@@ -62,3 +62,26 @@ def test_toml_syntax_error_has_its_line(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, MINIMAL + "\nbroken = = 1\n")
     assert str(caught.value).startswith(f"{tmp_path / 'newsletter.toml'}:11: invalid TOML")
+
+
+def test_a_language_without_built_in_words_is_an_error_naming_the_built_in_ones(run_mailer, workspace_dir):
+    config = workspace_dir / "newsletter.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace('language = "zh-CN"', 'language = "fr"'),
+                      encoding="utf-8")
+    result = run_mailer("render", "2024-26")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: newsletter.toml: newsletter.language is 'fr', which mailer has no words in (built in: en, zh) "
+        "(use one of those, or give every word in [vars.strings]; missing: reason, unsubscribe, colon)\n")
+
+
+def test_a_language_without_built_in_words_works_when_the_workspace_gives_every_word(run_mailer, workspace_dir):
+    config = workspace_dir / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace('language = "zh-CN"', 'language = "fr"')
+        + '\n[vars.strings]\nreason = "Vous êtes abonné à {name}."\nunsubscribe = "Se désabonner"\n'
+          'colon = " : "\n', encoding="utf-8")
+    result = run_mailer("render", "2024-26")
+    assert result.exit_code == 0, result.output
+    text = (workspace_dir / "build" / "2024-26.txt").read_text(encoding="utf-8")
+    assert "Vous êtes abonné à 云计算技术追踪." in text and "Se désabonner : " in text
