@@ -42,21 +42,15 @@ def test_a_recipient_value_printed_escaped_or_joined_is_filled_per_message(run_m
     assert "To reader@example.com\n" in (workspace_dir / "build" / "2024-26.txt").read_text(encoding="utf-8")
 
 
-def test_a_misspelt_setting_names_the_setting_and_the_known_ones(run_mailer, workspace_dir):
-    line = edit_template(workspace_dir, "newsletter.txt.j2", "{{ newsletter.name }}{% if issue.date %}",
-                         "{{ newsletter.nmae }}{% if issue.date %}")
+@pytest.mark.parametrize("old, new, message", [
+    ("{{ newsletter.name }}{% if issue.date %}", "{{ newsletter.nmae }}{% if issue.date %}",
+     f"newsletter.nmae is not a setting (known: {KNOWN_NEWSLETTER})"),
+    ("{{ recipient.unsubscribe_url }}", "{{ recipient.unsubscribe_link }}",
+     "recipient.unsubscribe_link is not defined (known: unsubscribe_url, name, email)"),
+])
+def test_a_misspelt_name_says_what_is_known_instead_of_a_class_name(run_mailer, workspace_dir, old, new, message):
+    line = edit_template(workspace_dir, "newsletter.txt.j2", old, new)
     result = run_mailer("render", "2024-26")
     assert result.exit_code == 1
     assert result.output == (
-        f"Error: {workspace_dir / 'templates' / 'newsletter.txt.j2'}:{line}: template failed: "
-        f"newsletter.nmae is not a setting (known: {KNOWN_NEWSLETTER})\n")
-
-
-def test_a_misspelt_recipient_field_names_the_known_ones(run_mailer, workspace_dir):
-    line = edit_template(workspace_dir, "newsletter.txt.j2", "{{ recipient.unsubscribe_url }}",
-                         "{{ recipient.unsubscribe_link }}")
-    result = run_mailer("render", "2024-26")
-    assert result.exit_code == 1
-    assert result.output == (
-        f"Error: {workspace_dir / 'templates' / 'newsletter.txt.j2'}:{line}: template failed: "
-        "recipient.unsubscribe_link is not defined (known: unsubscribe_url, name, email)\n")
+        f"Error: {workspace_dir / 'templates' / 'newsletter.txt.j2'}:{line}: template failed: {message}\n")
