@@ -12,7 +12,7 @@ import click
 
 from ..errors import MailerError
 from ..store import STATUSES, default_actor
-from ..subscribers.addresses import clean_name, parse_address
+from ..subscribers.addresses import clean_name, parse_address, unsendable_reason
 from ..subscribers.export import export_csv
 from ..subscribers.importer import import_file
 from ..subscribers.report import ImportReport
@@ -148,6 +148,8 @@ def add(email: str, name: str, resubscribe: bool) -> None:
         "unchanged": f"{subscriber.email} is already subscribed",
         "resubscribed": f"Subscribed {subscriber.email} again",
     }[outcome])
+    if reason := unsendable_reason(subscriber.email):
+        click.echo(f"Warning: {subscriber.email}: {reason}; every send will skip it", err=True)
 
 
 @subscribers.command()
