@@ -112,7 +112,7 @@ def test_unreadable_issue_is_one_line(run, workspace_dir):
         target.mkdir()
         result = run("render", "issues/dir.md")
         assert result.exit_code == 1
-        assert result.output == f"Error: issues/dir.md: is not a file (give an issue's .md file)\n"
+        assert result.output == "Error: issues/dir.md: is not a file (give an issue's .md file)\n"
     else:
         target = workspace_dir / "issues" / "locked.md"
         target.write_text("# T\n", encoding="utf-8")

@@ -67,7 +67,10 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     path.write_text("email\nann@example.com\n" * 100)
     with pytest.raises(StoreError) as caught:
         Store.open(path)
-    assert str(caught.value).startswith(f"{path}: not a usable subscriber store: ")
+    assert str(caught.value) == (
+        f"{path}: is not a subscriber store: not an SQLite file (restore the store from a backup, "
+        "or move the file away and the next command creates a new store there)")
+    assert path.read_text() == "email\nann@example.com\n" * 100
 
 
 def test_add_then_unsubscribe_keeps_the_history(store):

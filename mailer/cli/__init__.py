@@ -9,23 +9,29 @@ domain; this one is the root group that gathers them.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import click
 
 from ..errors import MailerError
+from ..store.connection import store_error
 from . import compose, feedback, send, subscribers, web
-from .options import workspace_option
+from .options import current_workspace, workspace_option
 
 
 class _Group(click.Group):
-    """Turns library errors into click's one-line ``Error:`` messages."""
+    """Turns library errors, and SQLite's, into click's one-line ``Error:`` messages."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except MailerError as exc:
             raise click.ClickException(str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            # A read the store could not finish (a damaged page met halfway
+            # through a list): still one line, naming the store.
+            raise click.ClickException(str(store_error(exc, current_workspace().store_path))) from None
 
 
 @click.group(cls=_Group)

@@ -164,6 +164,8 @@ def run_send(
     """Start or resume the send of `rendered` and run it until done or stopped."""
     stem = rendered.issue.stem
     digest = content_hash(rendered)
+    # A damaged ledger could send someone the issue twice, or lose who was sent it.
+    store.check_integrity()
     record = store.find_send(stem)
     interrupted = 0
     if record is None:

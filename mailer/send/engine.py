@@ -103,6 +103,9 @@ class Ledger(Protocol):
     """Everything the send needs of the store (implemented by mailer.store.Store): the
     calls of the engine, of the campaign (mailer.send.campaign) and of its dry run."""
 
+    def check_integrity(self) -> None:
+        """Refuse a damaged store before the first message of a send."""
+
     def find_send(self, issue: str) -> SendRecord | None:
         """The send of `issue`, if it was ever begun."""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
+import secrets
 import socket
 import sqlite3
 import time
@@ -81,25 +83,86 @@ class StoreConnection:
 
     @classmethod
     def open(cls, path: Path, *, busy_timeout: float = 30.0) -> Self:
-        """Open (creating if needed) the store at `path` and bring its schema up to date.
+        """Open the store at `path`, creating it only where no file is, and bring its
+        schema up to date.
 
-        `busy_timeout` is how long a write waits for another command's write to
-        finish before giving up with `StoreBusy`.
+        A file that is there but is not a subscriber store (empty, another
+        program's SQLite file, not SQLite at all) is refused and left as it
+        is: treating it as a new, empty store would start a list from nothing
+        beside the one that was meant. `busy_timeout` is how long a write
+        waits for another command's write to finish before giving up with
+        `StoreBusy`.
         """
         path = Path(path)
-        if path.exists() and not path.is_file():
-            raise StoreError("is not a file", path=path,
-                             hint="move it away, and the next command creates a new store there")
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
+            if path.exists() and not path.is_file():
+                raise StoreError("is not a file", path=path,
+                                 hint="move it away, and the next command creates a new store there")
+            if not path.exists():
+                cls._create(path, busy_timeout)
+            elif path.stat().st_size == 0:
+                raise StoreError("is an empty file, not a subscriber store", path=path, hint=_NOT_OURS_HINT)
+        store = cls._connect(path, busy_timeout)
+        try:
+            if not in_memory:
+                store._refuse_foreign()
+            store._prepare(busy_timeout)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _create(cls, path: Path, busy_timeout: float) -> None:
+        """Make a new store at `path`, whole or not at all.
+
+        The schema is built in a file of its own and linked into place only
+        when complete, so that a file at `path` is always a finished store:
+        another command opening it at the same moment never sees a
+        half-made one, and an empty or foreign file can be told apart.
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the subscriber store: {os_reason(exc)}", path=path) from None
+        draft = path.with_name(f".{path.name}.new-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            store = cls._connect(draft, busy_timeout)
+            try:
+                store._prepare(busy_timeout)
+            finally:
+                store.close()  # the last connection's close folds the WAL into the file
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass  # another command made it first: theirs is as good
+            except OSError:
+                # A file system without hard links: rename, unless one appeared meanwhile.
+                if not path.exists():
+                    os.replace(draft, path)
+        except OSError as exc:
+            raise StoreError(f"cannot create the subscriber store: {os_reason(exc)}", path=path) from None
+        finally:
+            for leftover in (draft, *(draft.with_name(draft.name + end) for end in ("-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)
+
+    @classmethod
+    def _connect(cls, path: Path, busy_timeout: float) -> Self:
+        try:
             db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the subscriber store: {os_reason(exc)}", path=path) from None
-        store = cls(db, path)
-        try:
+        return cls(db, path)
+
+    def _prepare(self, busy_timeout: float) -> None:
+        """Settings of this connection, WAL mode, and the schema brought up to date."""
+        db = self._db
+        with self._translate():
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
-            store._use_wal(busy_timeout)
+        self._use_wal(busy_timeout)
+        with self._translate():
             db.execute("PRAGMA synchronous = NORMAL")
             # Erased subscribers must not linger in free pages of the file.
             db.execute("PRAGMA secure_delete = ON")
@@ -108,17 +171,30 @@ class StoreConnection:
             db.execute("PRAGMA temp.secure_delete = OFF")
             db.execute("PRAGMA cache_size = -16000")
             db.create_function("mailer_hash", 1, suppression_hash, deterministic=True)
-            store._migrate()
+        self._migrate()
+
+    def _refuse_foreign(self) -> None:
+        """Refuse a file that is SQLite but not a store mailer made, before changing anything."""
+        try:
+            version = self.schema_version
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
-            db.close()
-            raise StoreError(
-                f"not a usable subscriber store: {os_reason(exc)}", path=path,
-                hint="restore it from a backup, or move it away to start a new one",
-            ) from None
-        except BaseException:
-            db.close()
-            raise
-        return store
+            if "not a database" not in str(exc):
+                raise store_error(exc, self.path) from None
+            raise StoreError("is not a subscriber store: not an SQLite file", path=self.path,
+                             hint=_NOT_OURS_HINT) from None
+        if version == 0 or "subscribers" not in tables:
+            what = f"tables of another program ({', '.join(sorted(tables)[:3])})" if tables else "no tables"
+            raise StoreError(f"is not a subscriber store: an SQLite file with {what}", path=self.path,
+                             hint=_NOT_OURS_HINT)
+
+    def check_integrity(self) -> None:
+        """Refuse a damaged store (SQLite's quick check), before a send trusts its ledger."""
+        with self._translate():
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise StoreError(f"the subscriber store is damaged: {problems[0]}", path=self.path,
+                             hint=_DAMAGED_HINT)
 
     def close(self) -> None:
         self._db.close()
@@ -170,17 +246,11 @@ class StoreConnection:
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
-        """SQLite's errors as one-line store errors; a lock held too long as `StoreBusy`."""
+        """SQLite's errors as one-line store errors (`store_error`)."""
         try:
             yield
-        except sqlite3.OperationalError as exc:
-            message = str(exc)
-            if "locked" in message or "busy" in message:
-                raise StoreBusy(
-                    "another command is writing to the subscriber store", path=self.path,
-                    hint="try again when it has finished",
-                ) from None
-            raise StoreError(f"the subscriber store failed: {message}", path=self.path) from None
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from None
 
     @contextmanager
     def _write(self, *, commit: bool = True) -> Iterator[sqlite3.Connection]:
@@ -196,3 +266,30 @@ class StoreConnection:
             raise
         with self._translate():
             self._db.execute("COMMIT" if commit else "ROLLBACK")
+
+
+_NOT_OURS_HINT = ("restore the store from a backup, or move the file away and the next command "
+                  "creates a new store there")
+_DAMAGED_HINT = "restore it from a backup; nothing was changed"
+
+
+def store_error(exc: sqlite3.Error, path: Path) -> StoreError:
+    """The one-line error for what SQLite said about the store at `path`.
+
+    A lock held too long is `StoreBusy` (safe to retry); a file that cannot
+    be written says so, since restoring or moving it would not help; a page
+    SQLite cannot read means the file is damaged.
+    """
+    message = str(exc)
+    if "locked" in message or "busy" in message:
+        return StoreBusy("another command is writing to the subscriber store", path=path,
+                         hint="try again when it has finished")
+    if "readonly" in message or "read-only" in message:
+        return StoreError("the subscriber store is read-only", path=path,
+                          hint="make the file and its folder writable: SQLite writes mailer.db-wal "
+                               "and mailer.db-shm beside it, even to read")
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreError(f"the subscriber store refused a change: {message}", path=path)
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreError(f"the subscriber store failed: {message}", path=path)
+    return StoreError(f"the subscriber store is damaged: {message}", path=path, hint=_DAMAGED_HINT)

@@ -39,6 +39,11 @@ class OutboxTransport:
                 os.fsync(out.fileno())
             os.replace(tmp, path)
         except OSError as exc:
+            # A full disk leaves the start of a message behind; it must not look sent.
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
             # A full or read-only disk fails every message alike: stop the send.
             raise AccountSendError(f"cannot write to the outbox: {exc.strerror}", path=self.folder) from None
         return path.name
