@@ -13,6 +13,18 @@ from pathlib import Path
 from .config import CONFIG_NAME, Settings, load_settings
 from .errors import IssueError, WorkspaceNotFound
 
+# The names Markdown files go by, the usual one first: `mailer render issue-538`
+# finds issues/issue-538.md, else issues/issue-538.markdown.
+ISSUE_SUFFIXES = (".md", ".markdown")
+
+
+def issue_stem(file_name: str) -> str | None:
+    """The issue name of `file_name` if it is a Markdown file, else None."""
+    for suffix in ISSUE_SUFFIXES:
+        if file_name.endswith(suffix) and len(file_name) > len(suffix):
+            return file_name[:-len(suffix)]
+    return None
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -63,7 +75,8 @@ class Workspace:
     def issue_path(self, name: str) -> Path:
         """Resolve an issue given as a path, a file name in issues/, or a stem."""
         given = Path(name)
-        candidates = [given, self.issues_dir / given, self.issues_dir / f"{name}.md"]
+        candidates = [given, self.issues_dir / given,
+                      *(self.issues_dir / f"{name}{suffix}" for suffix in ISSUE_SUFFIXES)]
         for candidate in candidates:
             if candidate.is_file():
                 return candidate

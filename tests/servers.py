@@ -159,7 +159,10 @@ class FaultyProxy:
     reaching moto; every `drop_every`-th is forwarded to moto — so SES takes
     it — and then the client's connection is closed with no answer. With
     `fail_deletes`, every SQS DeleteMessage is answered with a 500: the store
-    has committed, and the message stays, as after a crash right then.
+    has committed, and the message stays, as after a crash right then. While
+    `outage` is set, every SendEmail is answered with SES's 500
+    InternalFailure; a SendEmail to an address in `refuse` gets SES's 400
+    MessageRejected for that recipient.
     """
 
     def __init__(self, target: str, throttle_every: int = 0, drop_every: int = 0,
@@ -168,6 +171,8 @@ class FaultyProxy:
         self.throttle_every = throttle_every
         self.drop_every = drop_every
         self.fail_deletes = fail_deletes
+        self.outage = False
+        self.refuse: set[str] = set()
         self.count = 0
         self.throttled = 0
         self.dropped = 0
@@ -198,6 +203,16 @@ class FaultyProxy:
                     if sending:
                         proxy.count += 1
                     n = proxy.count
+                if sending and proxy.outage:
+                    self.reply(500, "application/json", b'{"message": "Internal failure."}',
+                               x_amzn_ErrorType="InternalFailure")
+                    return
+                if sending and any(f'"{address}"'.encode() in body for address in proxy.refuse):
+                    self.reply(400, "application/json",
+                               b'{"message": "Email address is not verified. The following identities '
+                               b'failed the check in region US-EAST-1: nobody@example.com"}',
+                               x_amzn_ErrorType="MessageRejected")
+                    return
                 if sending and proxy.throttle_every and n % proxy.throttle_every == 0:
                     with proxy.lock:
                         proxy.throttled += 1

@@ -155,11 +155,11 @@ def test_toml_front_matter_gets_a_clear_error():
         parse("+++\nsubject = 'x'\n+++\n# T\n")
 
 
-def test_an_issue_without_a_title_is_an_error():
-    with pytest.raises(IssueError, match=r"^issue.md: the issue has no title"):
-        parse("Just a paragraph.\n")
-    with pytest.raises(IssueError, match="no title"):
-        parse("")
+def test_an_issue_without_a_title_is_titled_by_its_file_name():
+    issue = parse("Just a paragraph.\n")
+    assert (issue.title.text, issue.title_from) == ("Issue", "file name")
+    assert issue.intro[0].content.text == "Just a paragraph."
+    assert parse("").title.text == "Issue"
 
 
 def test_not_utf8_names_the_line_of_the_bad_byte(tmp_path):

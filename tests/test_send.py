@@ -8,16 +8,16 @@ from email import policy
 
 import pytest
 
-from mailer.subscribers.addresses import parse_address
 from mailer.compose.build import render_issue
 from mailer.config import SesSettings, SmtpSettings
 from mailer.send.campaign import run_send
 from mailer.send.engine import RateLimiter, Sender
-from mailer.store import Store
-from mailer.tokens import verify_token
 from mailer.send.transports.outbox import OutboxTransport
 from mailer.send.transports.ses import SesTransport
 from mailer.send.transports.smtp import SmtpTransport
+from mailer.store import Store
+from mailer.subscribers.addresses import parse_address
+from mailer.tokens import verify_token
 
 from .conftest import EXAMPLE_ISSUE
 from .servers import SENDER, FaultyProxy
@@ -301,3 +301,42 @@ def test_an_unexpected_transport_error_stops_the_send_with_few_unknowns(store, r
     counts = store.send_counts(store.find_send(rendered.issue.stem).id)
     assert counts["unknown"] == transport.calls <= 2
     assert counts["pending"] == 20 - transport.calls
+
+
+def test_recipients_an_outage_failed_are_sent_again_with_retry_failed(store, rendered, workspace, ses,
+                                                                       monkeypatch):
+    """SES answers every SendEmail with a 500 for a while, and refuses one address for good."""
+    from mailer.send import engine
+
+    monkeypatch.setattr(engine, "MAX_ATTEMPTS", 2)  # the retries are tested elsewhere
+    fill(store, 12)
+    with FaultyProxy(ses.url) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        proxy.outage = True
+        proxy.refuse.add("r11@example.com")
+        transport = SesTransport(SesSettings(), concurrency=2)
+        result = sender_for(store, transport, rendered, workspace.settings, concurrency=1,
+                            max_failures=4).run()
+        assert result.stopped.startswith("paused after 4 failures in a row (last: gave up after 2 attempts: "
+                                         "SES answered 500")
+        record = store.find_send("2024-26")
+        counts = store.send_counts(record.id)
+        assert (counts["failed"], counts.temporary_failed, counts["pending"]) == (4, 4, 8)
+
+        # The outage is over: without --retry-failed only the pending are sent.
+        proxy.outage = False
+        report = run_send(store, transport, rendered, workspace.settings, secret=SECRET, rate=10_000,
+                          concurrency=2, quota_left=float("inf"), force=True)
+        assert (report.counts["sent"], report.counts["failed"], report.counts.temporary_failed) == (7, 5, 4)
+        report = run_send(store, transport, rendered, workspace.settings, secret=SECRET, rate=10_000,
+                          concurrency=2, quota_left=float("inf"), force=True, retry_failed=True)
+        assert (report.counts["sent"], report.counts["failed"], report.counts.temporary_failed) == (11, 1, 0)
+        assert report.counts.failed_reasons[0][0].startswith("SES refused the recipient")
+        # The refusal for good is never tried again.
+        before = proxy.count
+        report = run_send(store, transport, rendered, workspace.settings, secret=SECRET, rate=10_000,
+                          concurrency=2, quota_left=float("inf"), force=True, retry_failed=True)
+        assert proxy.count == before and report.counts["failed"] == 1
+    sent_to = sorted(m["destinations"][0] for m in ses.raw_messages())
+    assert sent_to == sorted(f"r{n}@example.com" for n in range(11))
+

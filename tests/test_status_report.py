@@ -99,3 +99,24 @@ def test_a_send_is_unfinished_while_anyone_failed_is_unknown_or_pending():
     assert unfinished(SendCounts({"sent": 5, "suppressed": 1}, [])) == {}
     assert unfinished(SendCounts({"sent": 1, "failed": 2, "unknown": 1, "inflight": 3}, [])) == {
         "failed": 2, "unknown": 1, "in flight": 3}
+
+
+def test_status_says_which_failures_retry_failed_sends_to_again(store, send_to, run_mailer, workspace_dir):
+    mark = send_to(4)
+    mark([("sent", "", ""), ("failed", "gave up after 8 attempts: SES answered 500: try again", ""),
+          ("failed", "gave up after 8 attempts: SES answered 500: try again", ""),
+          ("failed", "SES refused the recipient: not verified", "")])
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE deliveries SET temporary = 1 WHERE reason LIKE 'gave up%'")
+    [status] = sends_status(store)
+    assert status.failed_reasons == [
+        FailedReason("gave up after 8 attempts: SES answered 500: try again", 2, temporary=True),
+        FailedReason("SES refused the recipient: not verified", 1, temporary=False)]
+    (workspace_dir / "subscribers").mkdir(exist_ok=True)
+    with sqlite3.connect(store.path) as source, \
+            sqlite3.connect(workspace_dir / "subscribers" / "mailer.db") as copy:
+        source.backup(copy)
+    result = run_mailer("status", "2024-26")
+    assert ("  2 × gave up after 8 attempts: SES answered 500: try again"
+            "  (temporary: --retry-failed sends to them again)\n") in result.output
+    assert "  1 × SES refused the recipient: not verified\n" in result.output

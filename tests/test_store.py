@@ -7,9 +7,15 @@ import sqlite3
 
 import pytest
 
-from mailer.subscribers.addresses import parse_address
-from mailer.errors import MailerError, StatusError, StoreBusy, StoreError, SubscriberNotFound
+from mailer.errors import (
+    MailerError,
+    StatusError,
+    StoreBusy,
+    StoreError,
+    SubscriberNotFound,
+)
 from mailer.store import MIGRATIONS, StagedRow, Store, schema
+from mailer.subscribers.addresses import parse_address
 
 ANN = parse_address("Ann@example.com")
 

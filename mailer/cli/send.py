@@ -37,9 +37,13 @@ from .options import (
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Messages in flight at once.")
 @click.option("--retry-unknown", is_flag=True,
               help="Also send to recipients whose earlier attempt has an unknown outcome.")
+@click.option("--retry-failed", is_flag=True,
+              help="Also send to recipients whose failure had a cause that passes (an outage); "
+                   "refusals for good stay failed.")
 @click.option("--force", is_flag=True, help="Go on although the issue changed since its send began.")
 def send_issue(issue: str, yes: bool, dry_run: bool, test_address: str | None,
-               rate: float | None, concurrency: int | None, retry_unknown: bool, force: bool) -> None:
+               rate: float | None, concurrency: int | None, retry_unknown: bool, retry_failed: bool,
+               force: bool) -> None:
     """Send ISSUE to every active subscriber, or resume its send.
 
     Renders and lints first, shows the plan and asks. Every recipient is
@@ -68,7 +72,8 @@ def send_issue(issue: str, yes: bool, dry_run: bool, test_address: str | None,
                               hint="import them with `mailer subscribers import FILE`")
         with Store.open(workspace.store_path) as store:
             _send(workspace, store, transport, rendered, yes=yes, dry_run=dry_run, rate=rate,
-                  concurrency=concurrency, retry_unknown=retry_unknown, force=force)
+                  concurrency=concurrency, retry_unknown=retry_unknown, retry_failed=retry_failed,
+                  force=force)
     finally:
         transport.close()
 
@@ -80,9 +85,10 @@ def _send_test(workspace, transport, rendered, address: str) -> None:
 
 
 def _send(workspace, store, transport, rendered, *, yes, dry_run, rate, concurrency,
-          retry_unknown, force) -> None:
+          retry_unknown, retry_failed, force) -> None:
     stem = rendered.issue.stem
-    plan = sending.make_plan(store, transport, rendered, workspace.settings, rate, retry_unknown)
+    plan = sending.make_plan(store, transport, rendered, workspace.settings, rate, retry_unknown,
+                             retry_failed)
     if plan.changed and not force:
         raise sending.refuse_changed(stem)
     if plan.done:
@@ -105,7 +111,7 @@ def _send(workspace, store, transport, rendered, *, yes, dry_run, rate, concurre
         report = sending.run_send(
             store, transport, rendered, workspace.settings, secret=load_secret(workspace.subscribers_dir),
             rate=plan.rate, concurrency=concurrency, quota_left=plan.quota_left,
-            retry_unknown=retry_unknown, force=force, on_progress=progress)
+            retry_unknown=retry_unknown, retry_failed=retry_failed, force=force, on_progress=progress)
     _print_outcome(report, stem)
 
 
@@ -180,8 +186,12 @@ def _exit_unless_done(counts: SendCounts, stem: str) -> None:
     """Exit 1 with a line saying what is left, unless everyone was sent or suppressed."""
     left = unfinished(counts)
     if left:
+        what_to_do = dict(_WHAT_TO_DO)
+        if counts.temporary_failed:
+            what_to_do["failed"] += (f"; {counts.temporary_failed} of them from a cause that passes:"
+                                     " --retry-failed sends to them again")
         click.echo("Not everyone was sent the issue: " + "; ".join(
-            f"{count} {why} ({_WHAT_TO_DO[why].format(stem=stem)})" for why, count in left.items()) + ".",
+            f"{count} {why} ({what_to_do[why].format(stem=stem)})" for why, count in left.items()) + ".",
             err=True)
         click.get_current_context().exit(1)
 
@@ -217,7 +227,8 @@ def _print_status(send: SendStatus) -> None:
     if send.in_flight:
         click.echo(f"  in flight: {_IN_FLIGHT}")
     for reason in send.failed_reasons:
-        click.echo(f"  {reason.count} × {reason.reason}")
+        again = "  (temporary: --retry-failed sends to them again)" if reason.temporary else ""
+        click.echo(f"  {reason.count} × {reason.reason}{again}")
     for reason in send.suppressed_reasons:
         click.echo(f"  suppressed: {reason.count} × {reason.reason}")
     click.echo(f"  feedback: {send.delivered} delivered, {send.unsubscribed} unsubscribed")

@@ -1,4 +1,4 @@
-"""An issue file (Markdown with optional YAML front matter) to an `Issue`.
+"""An issue file (Markdown, with metadata as `metadata` reads it) to an `Issue`.
 
 The format is the one weekly digests are written in: an H1 title, ``##``
 sections, and numbered items::
@@ -13,6 +13,10 @@ Everything else — an intro paragraph, an image, a quote, a list, raw HTML —
 is kept as a `Block` in its place, with its HTML and its plain text, so that
 nothing the author wrote is lost on the way to either part. Parsing is pure:
 the same text always gives the same `Issue`.
+
+The title is the metadata's, else an H1 that opens the document, else the
+file name made readable; sections start at the highest heading level used
+besides the title, so ``#`` sections (Pelican's) work like ``##`` ones.
 """
 
 from __future__ import annotations
@@ -24,24 +28,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-import yaml
-from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markupsafe import Markup
 
 from ..errors import IssueError
+from .markdown import markdown_parser
+from .metadata import preheader_of, read_metadata, title_from_name
 from .plaintext import blocks_text, closing, inline_text
 from .rawhtml import balanced_end, raw_references
 
-_md = MarkdownIt("commonmark", {"html": True, "linkify": True, "typographer": False})
-_md.enable(["table", "strikethrough", "linkify"])
+_md = markdown_parser()
 
 _NUMBER = re.compile(r"^\s*(\d{1,3})\s*[.、)]?\s*$")
 _SUMMARY_LABEL = re.compile(r"^\s*(摘要|简介|概要|导读|summary|abstract|tl;dr)\s*[:：]?\s*$", re.I)
 _PLAIN_SUMMARY = re.compile(r"^\s*(摘要|简介|概要|导读|summary|abstract|tl;dr)\s*[:：]\s*", re.I)
+_SECTION_LEVEL = 2
+_COMMENT = re.compile(r"^\s*(?:<!--.*?-->\s*)+$", re.S)
 _BARE_URL = re.compile(r"^\s*<?((?:https?)://[^\s<>]+?)>?\s*$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_FRONT_MATTER_KEYS = {"title": str, "subject": str, "preheader": str}
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class Issue:
     sections: tuple[Section, ...]
     links: tuple[Link, ...] = field(default=())
     images: tuple[Image, ...] = field(default=())
+    # Where the title came from: "metadata", "heading" or "file name".
+    title_from: str = "heading"
 
     @property
     def stem(self) -> str:
@@ -170,69 +175,8 @@ def read_issue(path: Path) -> Issue:
 def parse_issue(text: str, path: Path) -> Issue:
     """Parse issue source `text`; `path` is used for messages and the stem."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    meta, body, offset = _split_front_matter(text, path)
-    return _Parser(path, offset).parse(body, meta)
-
-
-def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
-    """Front matter as a dict, the Markdown body, and the body's line offset."""
-    lines = text.split("\n")
-    opener = lines[0].rstrip()
-    if opener == "+++":
-        raise IssueError(
-            "TOML front matter (+++) is not supported", path=path, line=1,
-            hint="write the front matter as YAML between --- lines",
-        )
-    if opener != "---":
-        return {}, text, 0
-    end = next((n for n in range(1, len(lines)) if lines[n].rstrip() in ("---", "...")), None)
-    if end is None:
-        raise IssueError(
-            "front matter opened with --- is never closed", path=path, line=1,
-            hint="add a line with --- after the last setting",
-        )
-    source = "\n".join(lines[1:end])
-    try:
-        meta = yaml.safe_load(source)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 2 if mark else 1
-        raise IssueError(
-            f"broken front matter: {exc.problem or exc.context}", path=path, line=line,
-            hint="fix the YAML between the --- lines",
-        ) from None
-    except yaml.YAMLError as exc:
-        raise IssueError(f"broken front matter: {exc}", path=path, line=1) from None
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise IssueError(
-            "front matter must be 'key: value' lines", path=path, line=2,
-            hint="for example 'subject: My subject'",
-        )
-    for key, value in meta.items():
-        line = _key_line(lines[1:end], key)
-        if not isinstance(key, str):
-            raise IssueError(f"front matter key {key!r} must be a name", path=path, line=line)
-        if key in _FRONT_MATTER_KEYS or key == "date":
-            if isinstance(value, (list, dict)) or value is None:
-                raise IssueError(f"front matter {key} must be a single value", path=path, line=line)
-        if key in _FRONT_MATTER_KEYS:
-            value = str(value)
-            if "\n" in value.strip() or _CONTROL.search(value):
-                raise IssueError(
-                    f"front matter {key} must be one line of text", path=path, line=line,
-                    hint="it goes into a mail header",
-                )
-            meta[key] = value.strip()
-    return meta, "\n".join(lines[end + 1:]), end + 1
-
-
-def _key_line(lines: list[str], key: Any) -> int:
-    for n, line in enumerate(lines):
-        if line.startswith(f"{key}:"):
-            return n + 2
-    return 2
+    found = read_metadata(text, path)
+    return _Parser(path, found.offset).parse(found.body, found.meta)
 
 
 def _format_date(value: Any) -> str:
@@ -248,7 +192,8 @@ class _Parser:
         self.path = path
         self.offset = offset
         self.tokens: list[Token] = []
-        self.title: Fragment | None = None
+        # The tokens of the H1 that is the title, which the body leaves out.
+        self.title_span: tuple[int, int] | None = None
         self.intro: list[Entry] = []
         self.sections: list[Section] = []
         self.section: tuple[Fragment, int] | None = None
@@ -263,40 +208,77 @@ class _Parser:
     def parse(self, body: str, meta: dict[str, Any]) -> Issue:
         self.tokens = _md.parse(body)
         self._collect_references()
+        title, title_from = self._title(meta)
+        self._shift_headings(title_from)
         i = 0
         while i < len(self.tokens):
             i = self._top_level(i)
         self._close_section()
-        title = self.title
-        if title is None and meta.get("title"):
-            title = Fragment(Markup.escape(meta["title"]), meta["title"])
-        if title is None or not title.text.strip():
-            raise IssueError(
-                "the issue has no title", path=self.path,
-                hint="start it with a '# Title' line or set 'title:' in the front matter",
-            )
         return Issue(
             path=self.path,
             title=title,
             subject=meta.get("subject") or " ".join(title.text.split()),
-            preheader=meta.get("preheader", ""),
+            preheader=preheader_of(meta),
             date=_format_date(meta.get("date")),
             meta=meta,
             intro=tuple(self.intro),
             sections=tuple(self.sections),
             links=tuple(self.links),
             images=tuple(self.images),
+            title_from=title_from,
         )
+
+    # -- the title -------------------------------------------------------------
+
+    def _title(self, meta: dict[str, Any]) -> tuple[Fragment, str]:
+        """The title and where it came from: the metadata, the leading H1, or the file name.
+
+        Only an H1 that opens the document is its title; a ``#`` further down
+        is a section, kept where it stands.
+        """
+        first = next((n for n, t in enumerate(self.tokens)
+                      if t.nesting >= 0 and not _comment_only(t)), None)
+        heading = None
+        if first is not None and self.tokens[first].type == "heading_open" and self.tokens[first].tag == "h1":
+            heading = self._inline_fragment(self.tokens[first + 1].children or [])
+        written = str(meta.get("title") or "").strip()
+        if written:
+            # A leading H1 saying the title again is the same title, said twice.
+            if heading is not None and heading.text == written:
+                self.title_span = (first, closing(self.tokens, first))
+            return Fragment(Markup.escape(written), written), "metadata"
+        if heading is not None and heading.text.strip():
+            self.title_span = (first, closing(self.tokens, first))
+            return heading, "heading"
+        name = title_from_name(self.path.stem)
+        return Fragment(Markup.escape(name), name), "file name"
+
+    def _shift_headings(self, title_from: str) -> None:
+        """Move every heading so that the highest level present starts sections.
+
+        A Pelican issue or one titled by its file name uses ``#`` for its
+        sections, where a digest with an H1 title uses ``##``; in such a
+        digest a stray ``#`` further down stays a heading in its section
+        rather than turning every ``##`` into a sub-heading.
+        """
+        title = range(self.title_span[0], self.title_span[1] + 1) if self.title_span else range(0)
+        headings = [t for n, t in enumerate(self.tokens)
+                    if t.type in ("heading_open", "heading_close") and n not in title]
+        levels = {int(t.tag[1]) for t in headings}
+        if not levels or (title_from == "heading" and _SECTION_LEVEL in levels):
+            return
+        shift = _SECTION_LEVEL - min(levels)
+        for token in headings:
+            token.tag = f"h{max(1, min(6, int(token.tag[1]) + shift))}"
 
     # -- top level -----------------------------------------------------------
 
     def _top_level(self, i: int) -> int:
         token = self.tokens[i]
         end = closing(self.tokens, i)
-        if token.type == "heading_open" and token.tag == "h1" and self.title is None:
-            self.title = self._inline_fragment(self.tokens[i + 1].children or [])
-            return end + 1
-        if token.type == "heading_open" and token.tag == "h2":
+        if self.title_span and i == self.title_span[0]:
+            return self.title_span[1] + 1
+        if token.type == "heading_open" and token.tag == f"h{_SECTION_LEVEL}":
             self._close_section()
             self.section = (self._inline_fragment(self.tokens[i + 1].children or []), self.line(token))
             return end + 1
@@ -403,6 +385,11 @@ class _Parser:
         hrefs, images = raw_references(html)
         self.links.extend(Link(href, line) for href in hrefs)
         self.images.extend(Image(src, alt, line) for src, alt in images)
+
+
+def _comment_only(token: Token) -> bool:
+    """An HTML block of comments only: no reader sees it, so it opens nothing."""
+    return token.type == "html_block" and bool(_COMMENT.match(token.content))
 
 
 def _significant(children: list[Token]) -> list[Token]:

@@ -3,8 +3,8 @@
 Errors are things that break the email for readers or the law (Gmail
 clipping it, a link that cannot work, template syntax left in the text, no
 unsubscribe link); warnings are things a careful editor fixes (a missing
-preheader or alt text, an http link, a duplicate link, an empty section, no
-postal address).
+preheader or alt text, an http link, a duplicate link, an empty section, a
+title made from the file name, no postal address).
 
 Every check is one entry of `CHECKS`, registered with `@check("what it
 looks for")`: `lint` runs them all and `mailer lint --help` lists them from
@@ -240,6 +240,17 @@ def _postal_address(rendered: RenderedIssue, settings: Settings | None) -> list[
         return []
     return [Finding("warning", "no postal address in the footer, which the law requires in many countries "
                                "(CAN-SPAM in the US): set [newsletter] postal_address in newsletter.toml")]
+
+
+@check("a title made from the file name, which the editor should confirm (warning)")
+def _title_source(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
+    """A title made from the file name is a guess the editor should confirm."""
+    issue = rendered.issue
+    if issue.title_from != "file name":
+        return []
+    return [Finding("warning", f"the title '{issue.title.text}' comes from the file name "
+                               f"{issue.path.name}; start the issue with a '# Title' line "
+                               "or set 'title:' in the front matter", 1)]
 
 
 def _unique(findings: list[Finding]) -> list[Finding]:

@@ -151,7 +151,8 @@ def inline_text(children: list[Token]) -> str:
 
 def _link_suffix(label: str, href: str) -> str:
     label = label.strip()
-    if not href or href in (label, f"mailto:{label}") or href.startswith("#"):
+    # A bare www. link goes to http://www…: the text already says where.
+    if not href or href in (label, f"mailto:{label}", f"http://{label}") or href.startswith("#"):
         return ""
     return f" <{href}>" if label else f"<{href}>"
 

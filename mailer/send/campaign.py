@@ -94,7 +94,7 @@ def choose_rate(option: float | None, settings, quota: Quota | None) -> float:
 
 
 def make_plan(store: Ledger, transport: Transport, rendered, settings, rate_option: float | None,
-              retry_unknown: bool = False) -> Plan:
+              retry_unknown: bool = False, retry_failed: bool = False) -> Plan:
     """The plan for sending `rendered`, fresh or resumed; writes nothing."""
     quota = transport.quota()
     rate = choose_rate(rate_option, settings, quota)
@@ -109,7 +109,8 @@ def make_plan(store: Ledger, transport: Transport, rendered, settings, rate_opti
                     rate, quota_left, False, None, refused)
     counts = store.send_counts(record.id)
     # Rows a stopped run left in flight turn unknown when this run begins.
-    recipients = counts["pending"] + (counts["inflight"] + counts["unknown"] if retry_unknown else 0)
+    recipients = (counts["pending"] + (counts["inflight"] + counts["unknown"] if retry_unknown else 0)
+                  + (counts.temporary_failed if retry_failed else 0))
     # An edit after everyone was reached reaches nobody: the send is done, not changed.
     changed = not _nothing_left(recipients, counts) and record.content_hash != content_hash(rendered)
     return Plan(stem, rendered.subject, recipients, counts["suppressed"], transport.describe(), rate,
@@ -158,6 +159,7 @@ def run_send(
     concurrency: int,
     quota_left: float,
     retry_unknown: bool = False,
+    retry_failed: bool = False,
     force: bool = False,
     on_progress: Callable[[Progress], None] = lambda progress: None,
 ) -> SendReport:
@@ -173,7 +175,8 @@ def run_send(
     else:
         if record.content_hash != digest and not force:
             raise refuse_changed(stem)
-        interrupted = store.resume_send(record, retry_unknown=retry_unknown, content_hash=digest)
+        interrupted = store.resume_send(record, retry_unknown=retry_unknown, content_hash=digest,
+                                        retry_failed=retry_failed)
     template = MessageTemplate(rendered, settings)
     sender = Sender(
         store, transport, template, send_id=record.id, secret=secret, rate=rate,

@@ -82,6 +82,7 @@ class Outcome:
     reason: str = ""
     retry_at: float = 0.0
     error: SendError | None = None
+    temporary: bool = False  # a failure whose cause passes: retries ran out during an outage
 
     def settlement(self) -> Settlement:
         """What the ledger records of this attempt, in the ledger's own states.
@@ -91,7 +92,7 @@ class Outcome:
         """
         return Settlement(
             self.delivery.id, _LEDGER_STATUS[self.status], self.provider_id, self.reason,
-            self.retry_at, attempted=self.status != "stopped",
+            self.retry_at, attempted=self.status != "stopped", temporary=self.temporary,
         )
 
 
@@ -117,7 +118,8 @@ class Ledger(Protocol):
     def active_addresses(self) -> Iterator[str]:
         """The address of every active subscriber."""
 
-    def resume_send(self, send: SendRecord, *, retry_unknown: bool, content_hash: str) -> int:
+    def resume_send(self, send: SendRecord, *, retry_unknown: bool, content_hash: str,
+                    retry_failed: bool = False) -> int:
         """Make `send` ready to go on; return how many in-flight rows became unknown."""
 
     def settle(
@@ -128,6 +130,9 @@ class Ledger(Protocol):
 
     def next_retry_at(self, send_id: int) -> float | None:
         """When the earliest pending row falls due, or None when none is pending."""
+
+    def mark_temporary(self, send_id: int, delivery_ids: Iterable[int]) -> None:
+        """Record these failures as from a cause that passes (they paused the send together)."""
 
     def finish_send(self, send_id: int) -> None:
         """Mark the send finished if nobody is left pending or in flight."""
@@ -160,6 +165,7 @@ class RunResult:
     progress: Progress
     stopped: str = ""
     interrupted: bool = False
+    paused: bool = False  # by a run of `max_failures` failures in a row
     last_errors: list[str] = field(default_factory=list)
 
 
@@ -279,7 +285,7 @@ class Sender:
             attempts = delivery.attempts + 1
             if attempts >= MAX_ATTEMPTS:
                 return Outcome(delivery, "failed", reason=f"gave up after {attempts} attempts: {exc}",
-                               error=exc)
+                               error=exc, temporary=True)
             delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** delivery.attempts)
             retry_at = self.wall_clock() + self.jitter(delay / 2, delay)
             return Outcome(delivery, "retry", reason=str(exc), retry_at=retry_at, error=exc)
@@ -303,6 +309,7 @@ class Sender:
         inflight: dict[Future[Outcome], Delivery] = {}
         answers: list[Outcome] = []
         failures_in_a_row = 0
+        self._streak: list[int] = []
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
             while True:
                 if self._stop.is_set() and not result.interrupted:
@@ -336,6 +343,10 @@ class Sender:
                     del inflight[future]
                 if answers:
                     failures_in_a_row = self._account(answers, result, failures_in_a_row)
+        if result.paused:
+            # So many failures in a row say the provider or the setup failed, not
+            # each of those readers: they may be sent to again once it is fixed.
+            self.ledger.mark_temporary(self.send_id, self._streak)
         return result
 
     def _slots(self, busy: int, result: RunResult) -> int:
@@ -359,10 +370,13 @@ class Sender:
             if outcome.status == "sent":
                 progress.sent += 1
                 streak = 0
+                self._streak.clear()
                 self.limiter.recover()
             elif outcome.status == "failed":
                 progress.failed += 1
                 streak += 1
+                if outcome.error is not None:  # the provider's answer, not our own refusal
+                    self._streak.append(outcome.delivery.id)
                 result.last_errors = (result.last_errors + [outcome.reason])[-3:]
             elif outcome.status == "unknown":
                 progress.unknown += 1
@@ -379,6 +393,7 @@ class Sender:
         if streak >= self.max_failures and not result.stopped:
             last = result.last_errors[-1] if result.last_errors else ""
             result.stopped = f"paused after {streak} failures in a row (last: {last})"
+            result.paused = True
         progress.rate = self.limiter.rate
         self.on_progress(progress)
         return streak

@@ -18,10 +18,12 @@ SES_REVIEW_RATES = {"bounced": 0.05, "complained": 0.001}
 
 @dataclass(frozen=True)
 class FailedReason:
-    """One reason recipients of a send failed (or were suppressed), and how many."""
+    """One reason recipients of a send failed (or were suppressed), how many, and for a
+    failure whether its cause passes (then `send-issue --retry-failed` sends to them again)."""
 
     reason: str
     count: int
+    temporary: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ def send_status(store, record: SendRecord) -> SendStatus:
         finished_at=record.finished_at or None,
         sent=counts["sent"], failed=counts["failed"], unknown=counts["unknown"],
         suppressed=counts["suppressed"], pending=counts["pending"], in_flight=counts["inflight"],
-        failed_reasons=[FailedReason(reason, count) for reason, count in counts.failed_reasons],
+        failed_reasons=[FailedReason(reason, count, reason in counts.temporary_reasons)
+                        for reason, count in counts.failed_reasons],
         suppressed_reasons=[FailedReason(reason, count) for reason, count in counts.suppressed_reasons],
         **feedback_rates(counts["sent"], store.feedback_counts(record.id)),
     )

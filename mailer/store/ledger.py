@@ -40,6 +40,9 @@ class SendCounts:
 
     counts: dict
     failed_reasons: list
+    # Failures whose cause passes (`Settlement.temporary`), and their reasons.
+    temporary_failed: int = 0
+    temporary_reasons: frozenset = frozenset()
     suppressed_reasons: list = ()
 
     def __getitem__(self, status: str) -> int:
@@ -73,7 +76,9 @@ class Settlement:
     `status` is one of `SETTLED_STATUSES`. A pending settlement puts the
     delivery back in the queue, due at `retry_at` (a Unix time); with
     `attempted` false the message never reached the transport (the send
-    stopped first), so the attempt is not counted against it.
+    stopped first), so the attempt is not counted against it. A failure
+    that is `temporary` came from a cause that passes (an outage), so a
+    later run may be asked to try it again.
     """
 
     delivery_id: int
@@ -82,6 +87,7 @@ class Settlement:
     reason: str = ""
     retry_at: float = 0.0
     attempted: bool = True
+    temporary: bool = False
 
 
 class LedgerQueries(StoreConnection):
@@ -134,12 +140,15 @@ class LedgerQueries(StoreConnection):
                 [(reason, send_id, email) for email, reason in (refused or {}).items()])
         return self.find_send(issue)
 
-    def resume_send(self, send: SendRecord, *, retry_unknown: bool, content_hash: str) -> int:
+    def resume_send(self, send: SendRecord, *, retry_unknown: bool, content_hash: str,
+                    retry_failed: bool = False) -> int:
         """Make `send` ready to go on; return how many in-flight rows became unknown.
 
         A row still in flight was handed to the transport by a run that never
         recorded the answer: it may have been delivered, so it becomes
-        unknown, and is only tried again with `retry_unknown`.
+        unknown, and is only tried again with `retry_unknown`. With
+        `retry_failed`, failures whose cause passes are pending again, with
+        their attempts counted afresh; refusals for good stay failed.
         """
         when = now()
         with self._write() as db:
@@ -153,6 +162,12 @@ class LedgerQueries(StoreConnection):
                 db.execute(
                     "UPDATE deliveries SET status = 'pending', retry_at = 0, updated_at = ?"
                     " WHERE send_id = ? AND status = 'unknown'",
+                    (when, send.id),
+                )
+            if retry_failed:
+                db.execute(
+                    "UPDATE deliveries SET status = 'pending', retry_at = 0, attempts = 0, temporary = 0,"
+                    " reason = '', updated_at = ? WHERE send_id = ? AND status = 'failed' AND temporary = 1",
                     (when, send.id),
                 )
             db.execute("UPDATE sends SET content_hash = ?, finished_at = '' WHERE id = ?",
@@ -177,9 +192,10 @@ class LedgerQueries(StoreConnection):
                                      f" not {settled.status!r}")
                 db.execute(
                     "UPDATE deliveries SET status = ?, provider_id = ?, reason = ?, retry_at = ?,"
-                    " attempts = attempts + ?, updated_at = ? WHERE id = ? AND status = 'inflight'",
+                    " attempts = attempts + ?, temporary = ?, updated_at = ?"
+                    " WHERE id = ? AND status = 'inflight'",
                     (settled.status, settled.provider_id, settled.reason, settled.retry_at,
-                     int(settled.attempted), when, settled.delivery_id),
+                     int(settled.attempted), int(settled.temporary), when, settled.delivery_id),
                 )
             while len(claimed) < limit:
                 rows = db.execute(
@@ -203,6 +219,14 @@ class LedgerQueries(StoreConnection):
                             (f"{status or 'erased'} before their turn", when, delivery_id),
                         )
         return claimed
+
+    def mark_temporary(self, send_id: int, delivery_ids: Iterable[int]) -> None:
+        """Record that these failures came from one cause that passes, seen only when
+        they ran together (a run of failures that paused the send)."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE deliveries SET temporary = 1 WHERE send_id = ? AND id = ? AND status = 'failed'",
+                [(send_id, delivery_id) for delivery_id in delivery_ids])
 
     def next_retry_at(self, send_id: int) -> float | None:
         """When the earliest pending row falls due, or None when none is pending."""
@@ -235,10 +259,14 @@ class LedgerQueries(StoreConnection):
         counts = dict.fromkeys(DELIVERY_STATUSES, 0)
         counts.update(self._db.execute(
             "SELECT status, count(*) FROM deliveries WHERE send_id = ? GROUP BY status", (send_id,)))
-        return SendCounts(counts, self._reasons(send_id, "failed"), self._reasons(send_id, "suppressed"))
-
-    def _reasons(self, send_id: int, status: str) -> list[tuple[str, int]]:
-        """(reason, count) of the rows of `status`, the most common first."""
-        return self._db.execute(
-            "SELECT reason, count(*) FROM deliveries WHERE send_id = ? AND status = ?"
-            " GROUP BY reason ORDER BY count(*) DESC, reason", (send_id, status)).fetchall()
+        reasons = self._db.execute(
+            "SELECT reason, count(*), sum(temporary) FROM deliveries WHERE send_id = ? AND status = 'failed'"
+            " GROUP BY reason ORDER BY count(*) DESC, reason", (send_id,)).fetchall()
+        suppressed = self._db.execute(
+            "SELECT reason, count(*) FROM deliveries WHERE send_id = ? AND status = 'suppressed'"
+            " GROUP BY reason ORDER BY count(*) DESC, reason", (send_id,)).fetchall()
+        return SendCounts(
+            counts, [(reason, n) for reason, n, _ in reasons],
+            temporary_failed=sum(temporary for _, _, temporary in reasons),
+            temporary_reasons=frozenset(reason for reason, _, temporary in reasons if temporary),
+            suppressed_reasons=suppressed)

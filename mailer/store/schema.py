@@ -103,5 +103,18 @@ def _v3_feedback(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _v4_temporary_failures(db: sqlite3.Connection) -> None:
+    """Which failed deliveries failed for a reason that passes (a provider's outage).
+
+    `send-issue --retry-failed` sends to those again and to nobody a
+    provider refused for good. Failures recorded before this version that
+    ran out of retries are marked as what they were.
+    """
+    db.execute("ALTER TABLE deliveries ADD COLUMN temporary INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE deliveries SET temporary = 1 WHERE status = 'failed' AND reason LIKE 'gave up after %'")
+
+
 # Version N of the schema is what the first N functions build. Append only.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_subscribers, _v2_send_ledger, _v3_feedback]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v1_subscribers, _v2_send_ledger, _v3_feedback, _v4_temporary_failures,
+]

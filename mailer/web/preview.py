@@ -41,7 +41,7 @@ from ..compose import build
 from ..compose.lint import GMAIL_CLIP_BYTES, lint
 from ..config import CONFIG_NAME
 from ..errors import IssueError, MailerError, PortInUse
-from ..workspace import Workspace
+from ..workspace import Workspace, issue_stem
 from .server import QuietServer
 
 HOST = "127.0.0.1"
@@ -121,8 +121,10 @@ class Preview:
         except OSError:
             names = []
         for name in names:
-            if name.endswith(".md") and not name.startswith(_IGNORED_PREFIXES):
-                found[name[:-3]] = folder / name
+            stem = issue_stem(name)
+            # issues/x.md wins over issues/x.markdown, as `mailer render x` picks it.
+            if stem and not name.startswith(_IGNORED_PREFIXES) and (stem not in found or name.endswith(".md")):
+                found[stem] = folder / name
         if self.given is not None:
             found.setdefault(self.given.stem, self.given)
         return found
