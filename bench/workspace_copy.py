@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from mailer.compose.defaults import copy_templates
 from mailer.config import CONFIG_NAME, load_settings
 
 
@@ -17,11 +18,15 @@ def copy_workspace(source: Path, destination: Path) -> Path:
     `destination` (created if missing) and return it.
 
     What is built or sent (subscribers, outbox, build) is left behind: the
-    copy starts with no subscribers and nothing sent.
+    copy starts with no subscribers and nothing sent. The copy always has a
+    templates folder, the workspace's own or else the package's defaults it
+    renders with, so that a test or a benchmark can edit a template in place.
     """
     compose = load_settings(source / CONFIG_NAME).compose
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copy(source / CONFIG_NAME, destination / CONFIG_NAME)
-    shutil.copytree(source / compose.templates, destination / compose.templates)
+    if (source / compose.templates).is_dir():
+        shutil.copytree(source / compose.templates, destination / compose.templates)
+    copy_templates(destination / compose.templates)
     shutil.copytree(source / compose.issues, destination / compose.issues)
     return destination

@@ -150,11 +150,22 @@ class Settings:
 def load_settings(path: Path) -> Settings:
     """Read and validate ``newsletter.toml`` at `path`."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", path=path) from None
     except UnicodeDecodeError:
         raise ConfigError("not UTF-8 text", path=path, hint="save it as UTF-8") from None
+    return parse_settings(text, path)
+
+
+def parse_settings(text: str, path: Path | None = None) -> Settings:
+    """Validate the text of a ``newsletter.toml``; errors name `path` when given.
+
+    Also what `mailer init` checks its answers with, so that a bad answer
+    gets the very error the file would.
+    """
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = _toml_error_line(str(exc))
         raise ConfigError(f"invalid TOML: {exc}", path=path, line=line) from None

@@ -9,8 +9,9 @@ import pytest
 
 from bench.workspace_copy import copy_workspace
 
-# moto (SES, SQS), SMTP and a faulty proxy, for the tests that send or sync.
-pytest_plugins = ["tests.servers"]
+# moto (SES, SQS), SMTP and a faulty proxy, for the tests that send or sync;
+# DNS, an SESv2 endpoint and SMTP with a login, for `mailer doctor`.
+pytest_plugins = ["tests.servers", "tests.doctor_servers"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_ISSUE = REPO / "issues" / "2024-26.md"

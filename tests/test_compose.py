@@ -269,12 +269,6 @@ def test_undefined_variable_in_a_template_names_its_line(workspace):
     assert str(caught.value).startswith(f"{template}:{target + 1}: template failed: 'subjcet' is undefined")
 
 
-def test_missing_template_is_a_clear_error(workspace):
-    (workspace.templates_dir / "newsletter.txt.j2").unlink()
-    with pytest.raises(TemplateError, match="template newsletter.txt.j2 not found"):
-        compose(read_issue(EXAMPLE_ISSUE), workspace.settings, workspace.templates_dir)
-
-
 def test_inlining_never_touches_the_network(workspace):
     """A stylesheet link in a template is left alone, never fetched."""
     hits = []

@@ -16,7 +16,7 @@ import click
 
 from ..errors import MailerError
 from ..store.connection import store_error
-from . import compose, feedback, send, subscribers, web
+from . import compose, doctor, feedback, send, subscribers, web, workspace
 from .options import current_workspace, workspace_option
 
 
@@ -49,7 +49,7 @@ def cli(ctx: click.Context, workspace: Path | None) -> None:
     ctx.meta["workspace_arg"] = workspace
 
 
-for _domain in (compose, subscribers, send, feedback, web):
+for _domain in (workspace, compose, subscribers, send, feedback, web, doctor):
     for _command in _domain.COMMANDS:
         cli.add_command(_command)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -25,12 +26,14 @@ from types import TracebackType
 from typing import Any
 
 import jinja2
+from jinja2.loaders import split_template_path
 from mjml import mjml2html
 from premailer import Premailer
 
 from ..config import Settings
 from ..errors import RenderError, TemplateError
 from ..language import words_for
+from .defaults import DEFAULT_TEMPLATES
 from .issue import Issue
 from .plaintext import text_width, wrap
 from .recipient_uses import check_recipient_uses
@@ -127,7 +130,11 @@ class _Placeholders:
 
 
 def compose(issue: Issue, settings: Settings, templates_dir: Path) -> RenderedIssue:
-    """Render `issue` with the templates in `templates_dir`."""
+    """Render `issue` with the workspace's templates folder `templates_dir`.
+
+    Each template the folder lacks (or all of them, when there is no such
+    folder) is the package's default of the same name.
+    """
     env = _environment(templates_dir.resolve())
     context = _context(issue, settings)
     mjml_source = _render(env, HTML_TEMPLATE, context, templates_dir)
@@ -136,7 +143,7 @@ def compose(issue: Issue, settings: Settings, templates_dir: Path) -> RenderedIs
         html = mjml2html(mjml_source)
     except Exception as exc:  # mjml-python raises bare ValueErrors from Rust
         raise RenderError(
-            f"MJML could not be rendered: {exc}", path=templates_dir / HTML_TEMPLATE,
+            f"MJML could not be rendered: {exc}", path=_template_file(templates_dir, HTML_TEMPLATE),
             hint="check that every mj- tag the template writes is closed",
         ) from None
     html = inline_css(html, inlinable_css(mjml_source))
@@ -237,7 +244,9 @@ class _Inliner(Premailer):
 @functools.lru_cache(maxsize=8)
 def _environment(templates_dir: Path) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
+        # The workspace's own templates first, file by file; the package's
+        # defaults for every name the workspace does not have.
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(templates_dir), _DefaultsLoader(templates_dir)]),
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("mjml.j2", "html.j2", "mjml", "html"),
             default_for_string=True,
@@ -251,6 +260,30 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
     env.filters["wrap"] = _wrap_filter
     env.filters["columns"] = _columns_filter
     return env
+
+
+class _DefaultsLoader(jinja2.FileSystemLoader):
+    """The package's templates, out of date as soon as the workspace has its own.
+
+    Jinja keeps a loaded template until its file changes; a default must
+    also give way when the writer copies it into the workspace while the
+    preview runs, or the preview would go on showing the default.
+    """
+
+    def __init__(self, workspace_dir: Path) -> None:
+        super().__init__(DEFAULT_TEMPLATES)
+        self._workspace_dir = workspace_dir
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Any]:
+        source, filename, uptodate = super().get_source(environment, template)
+        override = self._workspace_dir.joinpath(*split_template_path(template))
+        return source, filename, lambda: uptodate() and not override.exists()
+
+
+def _template_file(folder: Path, name: str) -> Path:
+    """The file template `name` is read from: the workspace's, else the package's."""
+    own = folder / name
+    return own if own.exists() or not (DEFAULT_TEMPLATES / name).exists() else DEFAULT_TEMPLATES / name
 
 
 @jinja2.pass_context
@@ -274,17 +307,17 @@ def _render(env: jinja2.Environment, name: str, context: dict[str, Any], folder:
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(
             f"template {exc.name} not found", path=folder,
-            hint="copy it from the mailer repository's templates/ folder",
+            hint="put it in this templates folder; `mailer templates copy` writes the defaults there",
         ) from None
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
-            f"template syntax error: {exc.message}", path=exc.filename or folder / name,
+            f"template syntax error: {exc.message}", path=exc.filename or _template_file(folder, name),
             line=exc.lineno,
         ) from None
     except Exception as exc:
         path, line = _template_frame(sys.exc_info()[2], folder)
         raise TemplateError(
-            f"template failed: {exc}", path=path or folder / name, line=line,
+            f"template failed: {exc}", path=path or _template_file(folder, name), line=line,
         ) from None
 
 
@@ -295,10 +328,10 @@ def _template_frame(tb: TracebackType | None, folder: Path) -> tuple[Path | None
     file name and line, which is what the writer needs to see.
     """
     found: tuple[Path | None, int | None] = (None, None)
-    root = str(folder.resolve())
+    roots = (str(folder.resolve()) + os.sep, str(DEFAULT_TEMPLATES) + os.sep)
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
-        if filename.startswith(root):
+        if filename.startswith(roots):
             found = (Path(filename), tb.tb_lineno)
         tb = tb.tb_next
     return found

@@ -55,14 +55,10 @@ class SmtpTransport:
             return conn
         s = self.settings
         try:
-            if s.security == "tls":
-                conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
-                                        context=ssl.create_default_context())
-            else:
-                conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
-                if s.security == "starttls":
-                    conn.ehlo()
-                    conn.starttls(context=ssl.create_default_context())
+            conn = connect(s)
+            if s.security == "starttls":
+                conn.ehlo()
+                conn.starttls(context=ssl.create_default_context())
             if s.username:
                 conn.login(s.username, self.password)
         except smtplib.SMTPAuthenticationError as exc:
@@ -122,6 +118,14 @@ class SmtpTransport:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+
+
+def connect(settings: SmtpSettings) -> smtplib.SMTP:
+    """A connection to the relay, TLS from the first byte when security is "tls"; no login yet."""
+    if settings.security == "tls":
+        return smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
+                                context=ssl.create_default_context())
+    return smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
 
 
 def _text(answer: bytes | str) -> str:
