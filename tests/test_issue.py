@@ -94,15 +94,16 @@ def test_raw_html_wrapping_markdown_stays_one_block():
     assert issue.intro[1].content.text == "After."
 
 
-def test_unclosed_raw_html_is_an_error_with_its_line():
-    with pytest.raises(IssueError) as caught:
-        parse("# T\n\n## S\n\n<div>\n\nnever closed\n\n## Next\n")
-    assert str(caught.value).startswith("issue.md:5: raw HTML <div> is never closed")
+def test_unclosed_raw_html_is_closed_before_the_next_section_as_a_browser_would():
+    issue = parse("# T\n\n## S\n\n<div>\n\nnever closed\n\n## Next\n\nAfter.\n")
+    box = issue.sections[0].entries[0].content
+    assert box.html == "<div>\n<p>never closed</p>\n</div>"
+    assert issue.sections[1].entries[0].content.text == "After."
 
 
-def test_stray_closing_tag_is_an_error_with_its_line():
-    with pytest.raises(IssueError, match=r"^issue.md:3: raw HTML closes <table>"):
-        parse("# T\n\n</table>\n")
+def test_stray_closing_tag_is_dropped_as_a_browser_would():
+    issue = parse("# T\n\n</table>\n\nText.\n")
+    assert [str(e.content.html) for e in issue.intro] == ["<p>Text.</p>"]
 
 
 def test_front_matter_fields_and_free_values():

@@ -32,10 +32,11 @@ from markdown_it.token import Token
 from markupsafe import Markup
 
 from ..errors import IssueError
+from .changes import Change, drop_control_characters
 from .markdown import markdown_parser
 from .metadata import preheader_of, read_metadata, title_from_name
 from .plaintext import blocks_text, closing, inline_text
-from .rawhtml import balanced_end, raw_references
+from .rawhtml import balanced_end, clean_tokens, has_raw_html, raw_references, well_formed
 
 _md = markdown_parser()
 
@@ -132,6 +133,8 @@ class Issue:
     images: tuple[Image, ...] = field(default=())
     # Where the title came from: "metadata", "heading" or "file name".
     title_from: str = "heading"
+    # What composing dropped or replaced (control characters, embeds), for lint.
+    changes: tuple[Change, ...] = field(default=())
 
     @property
     def stem(self) -> str:
@@ -175,8 +178,9 @@ def read_issue(path: Path) -> Issue:
 def parse_issue(text: str, path: Path) -> Issue:
     """Parse issue source `text`; `path` is used for messages and the stem."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text, changes = drop_control_characters(text)
     found = read_metadata(text, path)
-    return _Parser(path, found.offset).parse(found.body, found.meta)
+    return _Parser(path, found.offset, changes).parse(found.body, found.meta)
 
 
 def _format_date(value: Any) -> str:
@@ -188,8 +192,9 @@ def _format_date(value: Any) -> str:
 class _Parser:
     """One pass over the top-level Markdown blocks, building sections and items."""
 
-    def __init__(self, path: Path, offset: int) -> None:
+    def __init__(self, path: Path, offset: int, changes: list[Change]) -> None:
         self.path = path
+        self.changes = changes
         self.offset = offset
         self.tokens: list[Token] = []
         # The tokens of the H1 that is the title, which the body leaves out.
@@ -207,6 +212,7 @@ class _Parser:
 
     def parse(self, body: str, meta: dict[str, Any]) -> Issue:
         self.tokens = _md.parse(body)
+        self.changes += clean_tokens(self.tokens, _md, self.line)
         self._collect_references()
         title, title_from = self._title(meta)
         self._shift_headings(title_from)
@@ -226,6 +232,7 @@ class _Parser:
             links=tuple(self.links),
             images=tuple(self.images),
             title_from=title_from,
+            changes=tuple(sorted(self.changes, key=lambda c: c.line)),
         )
 
     # -- the title -------------------------------------------------------------
@@ -288,8 +295,11 @@ class _Parser:
             return end + 1
         if token.type == "paragraph_open" and self._paragraph(i):
             return end + 1
-        end = balanced_end(self.tokens, i, end, self.path, self.line)
-        self._add(Block(self._fragment(i, end + 1), self.line(token)))
+        end = balanced_end(self.tokens, i, end)
+        fragment = self._fragment(i, end + 1)
+        # Raw HTML a browser shows as nothing (a stray </table>) makes no block.
+        if fragment.html or fragment.text:
+            self._add(Block(fragment, self.line(token)))
         return end + 1
 
     def _paragraph(self, i: int) -> bool:
@@ -362,10 +372,14 @@ class _Parser:
     def _fragment(self, start: int, stop: int) -> Fragment:
         tokens = self.tokens[start:stop]
         html = _md.renderer.render(tokens, _md.options, {})
+        if has_raw_html(tokens):
+            html = well_formed(html)
         return Fragment(Markup(html.strip()), blocks_text(tokens))
 
     def _inline_fragment(self, children: list[Token]) -> Fragment:
         html = _md.renderer.renderInline(children, _md.options, {})
+        if has_raw_html(children):
+            html = well_formed(html)
         return Fragment(Markup(html.strip()), inline_text(children).strip())
 
     def _collect_references(self) -> None:

@@ -253,6 +253,13 @@ def _title_source(rendered: RenderedIssue, settings: Settings | None) -> list[Fi
                                "or set 'title:' in the front matter", 1)]
 
 
+@check("what composing dropped or replaced in the issue, with its line: control characters, "
+       "embeds turned into links (warning)")
+def _changes(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
+    """What composing dropped or replaced in the author's text (control characters, embeds)."""
+    return [Finding("warning", change.message, change.line) for change in rendered.issue.changes]
+
+
 def _unique(findings: list[Finding]) -> list[Finding]:
     seen, out = set(), []
     for finding in findings:

@@ -161,6 +161,7 @@ def _image_text(alt: str, src: str) -> str:
     return f"[{alt}] <{src}>" if alt else f"<{src}>"
 
 
+_THUMBNAIL = '<a class="thumbnail"'
 _TAG = re.compile(r"<\s*(/?)\s*([a-zA-Z][a-zA-Z0-9]*)([^>]*)>")
 _HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 _SRC = re.compile(r"""\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
@@ -174,7 +175,8 @@ def _attr(pattern: re.Pattern[str], attrs: str) -> str:
 
 def _inline_html_text(tag: str, links: list[tuple[str, int]], parts: list[str]) -> str:
     match = _TAG.match(tag.strip())
-    if not match:
+    # An embed's thumbnail: the link that follows it says the same.
+    if not match or _THUMBNAIL in tag:
         return ""
     closing, name, attrs = match.group(1), match.group(2).lower(), match.group(3)
     if name == "br":
@@ -203,8 +205,10 @@ class _HTMLText(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {k: v or "" for k, v in attrs}
-        if tag in ("style", "script"):
+        if tag in ("style", "script") or (tag == "a" and values.get("class") == "thumbnail"):
             self.skip += 1
+        elif self.skip:
+            return
         elif tag == "img":
             self.out.append(_image_text(values.get("alt", ""), values.get("src", "")))
         elif tag == "a":
@@ -215,7 +219,7 @@ class _HTMLText(HTMLParser):
             self.out.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script"):
+        if tag in ("style", "script") or (tag == "a" and self.skip):
             self.skip = max(0, self.skip - 1)
         elif tag == "a" and self.links:
             href, start = self.links.pop()

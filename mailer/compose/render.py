@@ -34,7 +34,7 @@ from ..config import Settings
 from ..errors import RenderError, TemplateError
 from ..language import words_for
 from .defaults import DEFAULT_TEMPLATES
-from .issue import Issue
+from .issue import Issue, Item
 from .plaintext import text_width, wrap
 from .recipient_uses import check_recipient_uses
 from .undefined import NamedUndefined
@@ -142,12 +142,46 @@ def compose(issue: Issue, settings: Settings, templates_dir: Path) -> RenderedIs
     try:
         html = mjml2html(mjml_source)
     except Exception as exc:  # mjml-python raises bare ValueErrors from Rust
-        raise RenderError(
-            f"MJML could not be rendered: {exc}", path=_template_file(templates_dir, HTML_TEMPLATE),
-            hint="check that every mj- tag the template writes is closed",
-        ) from None
+        raise _mjml_failure(issue, exc, templates_dir) from None
     html = inline_css(html, inlinable_css(mjml_source))
     return RenderedIssue(issue, issue.subject, context["preheader"], html, text)
+
+
+_ALONE = "<mjml><mj-body><mj-section><mj-column><mj-text>{}</mj-text></mj-column></mj-section></mj-body></mjml>"
+
+
+def _mjml_failure(issue: Issue, exc: Exception, templates_dir: Path) -> RenderError:
+    """The error for MJML that failed: at the issue's line when a piece of the issue fails alone.
+
+    Only when every piece of the issue renders on its own is the template to blame.
+    """
+    for line, fragment in _content(issue):
+        try:
+            mjml2html(_ALONE.format(fragment.html))
+        except Exception:
+            return RenderError(
+                f"MJML could not render this content: {exc}", path=issue.path, line=line,
+                hint="simplify the raw HTML on this line",
+            )
+    return RenderError(
+        f"MJML could not be rendered: {exc}", path=_template_file(templates_dir, HTML_TEMPLATE),
+        hint="check that every mj- tag the template writes is closed",
+    )
+
+
+def _content(issue: Issue):
+    """Every piece of the issue's content with the line it starts on, in order."""
+    for entries, section in [(issue.intro, None), *((s.entries, s) for s in issue.sections)]:
+        if section is not None:
+            yield section.line, section.title
+        for entry in entries:
+            if isinstance(entry, Item):
+                yield entry.line, entry.title
+                if entry.summary:
+                    yield entry.line, entry.summary
+                yield from ((block.line, block.content) for block in entry.body)
+            else:
+                yield entry.line, entry.content
 
 
 def render_mjml(issue: Issue, settings: Settings, templates_dir: Path) -> str:
