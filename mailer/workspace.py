@@ -53,9 +53,14 @@ class Workspace:
         """The subscriber store (SQLite): subscribers, their history, the send ledger."""
         return self.subscribers_dir / "mailer.db"
 
-    def outbox_dir(self, stem: str) -> Path:
-        """Where the outbox transport writes the messages of issue `stem`."""
-        return self.root / "outbox" / stem
+    def outbox_dir(self, stem: str, *, tests: bool = False) -> Path:
+        """Where the outbox transport writes the messages of issue `stem`.
+
+        Test messages (`send-issue --to`) go to its `tests/` folder, so that
+        the folder of a send holds exactly what the list was sent.
+        """
+        folder = self.root / "outbox" / stem
+        return folder / "tests" if tests else folder
 
     @property
     def send_lock_path(self) -> Path:

@@ -62,3 +62,27 @@ def test_toml_syntax_error_has_its_line(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, MINIMAL + "\nbroken = = 1\n")
     assert str(caught.value).startswith(f"{tmp_path / 'newsletter.toml'}:11: invalid TOML")
+
+
+def set_language(workspace_dir: Path, language: str, extra: str = "") -> None:
+    """Make the example workspace's newsletter.toml say `language`, with `extra` appended."""
+    config = workspace_dir / "newsletter.toml"
+    text = config.read_text(encoding="utf-8").replace('language = "zh-CN"', f'language = "{language}"')
+    config.write_text(text + extra, encoding="utf-8")
+
+
+def test_a_language_without_built_in_words_is_an_error_naming_the_built_in_ones(run_mailer, workspace_dir):
+    set_language(workspace_dir, "fr")
+    result = run_mailer("render", "2024-26")
+    assert (result.exit_code, result.output) == (1, (
+        "Error: newsletter.toml: newsletter.language is 'fr', which mailer has no words in (built in: en, zh) "
+        "(use one of those, or give every word in [vars.strings]; missing: reason, unsubscribe, colon)\n"))
+
+
+def test_a_language_without_built_in_words_works_when_the_workspace_gives_every_word(run_mailer, workspace_dir):
+    set_language(workspace_dir, "fr", '\n[vars.strings]\nreason = "Vous êtes abonné à {name}."\n'
+                                      'unsubscribe = "Se désabonner"\ncolon = " : "\n')
+    result = run_mailer("render", "2024-26")
+    assert result.exit_code == 0, result.output
+    text = (workspace_dir / "build" / "2024-26.txt").read_text(encoding="utf-8")
+    assert "Vous êtes abonné à 云计算技术追踪." in text and "Se désabonner : " in text

@@ -80,7 +80,9 @@ def test_the_first_issue_speaks_the_newsletters_language(mailer_in, tmp_path):
     issue = (tmp_path / "zh" / "issues" / f"{TODAY}.md").read_text(encoding="utf-8")
     assert "# Cloud Weekly · 第 1 期" in issue and "**摘要:**" in issue
     lint = mailer_in("zh", "lint", TODAY)
-    assert lint.exit_code == 0 and lint.output.splitlines()[-1] == "0 error(s), 0 warning(s)"
+    # The one warning: init leaves postal_address for the writer to fill in.
+    assert lint.exit_code == 0 and lint.output.splitlines()[-1] == "0 error(s), 1 warning(s)"
+    assert "warning: no postal address in the footer" in lint.output
 
 
 def test_what_mailer_writes_stays_out_of_git(mailer_in, tmp_path):
@@ -97,16 +99,18 @@ def test_what_mailer_writes_stays_out_of_git(mailer_in, tmp_path):
 
 
 def test_init_asks_again_after_a_bad_answer(mailer_in, tmp_path):
-    typed = "Cloud Weekly\nnot-an-address\nweekly@example.com\n\nhttp://example.com/u\n\n"
+    typed = "Cloud Weekly\nnot-an-address\nweekly@example.com\n\nhttp://example.com/u\n\n\n"
     result = mailer_in(".", "init", "news", input=typed)
     assert result.exit_code == 0, result.output
     assert "Error: sender.address must be an email address, got 'not-an-address'" in result.output
     assert ("Error: unsubscribe.url must be an https:// URL (mailbox providers require it), "
             "got 'http://example.com/u'") in result.output
     settings = load_settings(tmp_path / "news" / CONFIG_NAME)
-    # Enter takes the offers: English, and the unsubscribe page on the sender's domain.
-    assert (settings.sender.address, settings.newsletter.language, settings.unsubscribe.url) == (
-        "weekly@example.com", "en", "https://example.com/unsubscribe")
+    # Enter takes the offers: English, the unsubscribe page on the sender's domain,
+    # and the postal address for later.
+    assert (settings.sender.address, settings.newsletter.language, settings.unsubscribe.url,
+            settings.newsletter.postal_address) == (
+        "weekly@example.com", "en", "https://example.com/unsubscribe", "")
 
 
 def test_a_bad_option_with_yes_is_one_line_naming_it(mailer_in, tmp_path):
@@ -144,3 +148,15 @@ def test_init_keeps_what_the_folder_already_has(mailer_in, tmp_path):
     assert (tmp_path / "issues" / f"{TODAY}.md").read_text(encoding="utf-8") == "# Mine\n"
     assert (tmp_path / ".gitignore").read_text(encoding="utf-8") == (
         "*.pyc\nbuild/\n\n# mailer\nsubscribers/*.db*\nsubscribers/secret.key\nsubscribers/send.lock\noutbox/\n")
+
+
+def test_a_postal_address_given_to_init_reaches_the_footer_and_quiets_lint(mailer_in, tmp_path):
+    address = "1 Main Street, Springfield"
+    assert mailer_in(".", "init", "news", "--yes", *ANSWERS, "--postal-address", address).exit_code == 0
+    assert f'postal_address = "{address}"' in (tmp_path / "news" / CONFIG_NAME).read_text(encoding="utf-8")
+    lint = mailer_in("news", "lint", TODAY)
+    assert lint.output.splitlines()[-1] == "0 error(s), 0 warning(s)"
+    render = mailer_in("news", "render", TODAY)
+    assert render.exit_code == 0
+    assert address in (tmp_path / "news" / "build" / f"{TODAY}.html").read_text(encoding="utf-8")
+

@@ -113,3 +113,26 @@ def test_a_template_without_an_unsubscribe_link_is_an_error(workspace):
         '<a href="{{ recipient.unsubscribe_url }}">', "<a>"), encoding="utf-8")
     found = findings(workspace, "# T\n")
     assert any("error: no unsubscribe link in the HTML part" in f for f in found)
+
+
+def test_lint_help_lists_every_check_lint_makes(run_mailer):
+    from mailer.compose.lint import CHECKS
+
+    result = run_mailer("lint", "--help")
+    listed = [" ".join(line.split()) for line in result.output.splitlines() if line.strip().startswith("- ")]
+    assert listed == [f"- {c.describes}" for c in CHECKS]
+    assert any("postal address" in line for line in listed)
+    assert any("preheader" in line for line in listed) and any("subject" in line for line in listed)
+
+
+def test_an_empty_postal_address_is_a_warning(run_mailer, workspace_dir):
+    config = workspace_dir / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text("\n".join(l for l in text.splitlines() if not l.startswith("postal_address")),
+                      encoding="utf-8")
+    result = run_mailer("lint", "2024-26")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"{workspace_dir / 'issues' / '2024-26.md'}: warning: no postal address in the footer, which the law "
+        "requires in many countries (CAN-SPAM in the US): set [newsletter] postal_address in newsletter.toml",
+        "0 error(s), 1 warning(s)"]

@@ -57,7 +57,7 @@ def test_send_issue_sends_everyone_and_says_so(run_mailer, workspace_dir):
     add_subscribers(workspace_dir, 6, left={2: "unsubscribed"})
     result = run_mailer("send-issue", "2024-26", "--yes", "--rate", "1000")
     assert result.exit_code == 0, result.output
-    assert "Issue:      云计算技术追踪 2024 年第二十六期" in result.output
+    assert "Subject:    云计算技术追踪 2024 年第二十六期" in result.output
     assert "Recipients: 5" in result.output and "Suppressed: 1" in result.output
     assert "Transport:  outbox" in result.output
     assert "2024-26: 5 sent, 1 suppressed." in result.output
@@ -93,8 +93,21 @@ def test_a_test_message_goes_to_any_address_and_is_not_recorded(run_mailer, work
     result = run_mailer("send-issue", "2024-26", "--to", "editor@example.org")
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Sent a test of 2024-26 to editor@example.org through outbox")
-    assert outbox_recipients(workspace_dir) == Counter({"editor@example.org": 1})
+    assert outbox_recipients(workspace_dir) == Counter()
+    tests = list((workspace_dir / "outbox" / "2024-26" / "tests").glob("*.eml"))
+    assert [p.name.split("-")[0] for p in tests] == ["editor@example.org"]
     assert ledger(workspace_dir) == {}
+
+
+def test_a_finished_send_stays_finished_when_the_issue_is_edited_after(run_mailer, workspace_dir):
+    add_subscribers(workspace_dir, 3)
+    assert run_mailer("send-issue", "2024-26", "--yes", "--rate", "1000").exit_code == 0
+    issue = workspace_dir / "issues" / "2024-26.md"
+    issue.write_text(issue.read_text(encoding="utf-8") + "\nA typo fixed after the send.\n", encoding="utf-8")
+    again = run_mailer("send-issue", "2024-26", "--yes")
+    assert again.exit_code == 0, again.output
+    assert again.output.strip() == "2024-26 is already sent: 3 sent."
+    assert sum(outbox_recipients(workspace_dir).values()) == 3
 
 
 def test_without_yes_and_without_a_terminal_it_refuses(run_mailer, workspace_dir):
@@ -208,3 +221,61 @@ def test_ctrl_c_finishes_what_is_in_flight_and_exits_130(workspace_dir):
     resumed.communicate(timeout=60)
     assert resumed.returncode == 0
     assert Counter(outbox_recipients(workspace_dir).values()) == Counter({1: 200})
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_a_send_as_ctrl_c_does(workspace_dir, signum):
+    add_subscribers(workspace_dir, 200)
+    process = _send_process(workspace_dir, "--rate", "40", "--concurrency", "4")
+    sending(workspace_dir, process, 0)
+    time.sleep(0.3)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, err
+    assert "Interrupted. Resume with: mailer send-issue 2024-26" in err
+    statuses = Counter(ledger(workspace_dir).values())
+    assert statuses["inflight"] == 0 and statuses["unknown"] == 0
+    assert 0 < statuses["sent"] == sum(outbox_recipients(workspace_dir).values()) < 200
+    resumed = _send_process(workspace_dir, "--rate", "1000")
+    resumed.communicate(timeout=60)
+    assert resumed.returncode == 0
+    assert Counter(outbox_recipients(workspace_dir).values()) == Counter({1: 200})
+
+
+def test_recipients_a_killed_run_left_in_flight_show_as_in_flight(run_mailer, workspace_dir):
+    import sqlite3
+
+    add_subscribers(workspace_dir, 4)
+    assert run_mailer("send-issue", "2024-26", "--yes", "--rate", "1000").exit_code == 0
+    # What SIGKILL between handing a message over and recording it leaves behind.
+    with sqlite3.connect(workspace_dir / "subscribers" / "mailer.db") as db:
+        db.execute("UPDATE deliveries SET status = 'inflight' WHERE email = 'reader3@example.com'")
+        db.execute("UPDATE deliveries SET status = 'pending' WHERE email = 'reader2@example.com'")
+        db.execute("UPDATE sends SET finished_at = ''")
+    status = run_mailer("status", "2024-26")
+    assert status.output.splitlines()[0] == \
+        "2024-26 (open): 2 sent, 0 failed, 0 unknown, 0 suppressed, 1 pending, 1 in flight"
+    plan = run_mailer("send-issue", "2024-26", "--dry-run")
+    assert "Recipients: 1 (resuming; 2 already sent)" in plan.output
+    assert "In flight:  1 (handed over and not recorded yet;" in plan.output
+    resumed = run_mailer("send-issue", "2024-26", "--yes")
+    assert resumed.exit_code == 1
+    assert ledger(workspace_dir)["reader3@example.com"] == "unknown"
+
+
+def test_an_address_that_needs_smtputf8_is_warned_of_skipped_and_suppressed(run_mailer, workspace_dir):
+    (workspace_dir / "list.csv").write_text(
+        "email,name\nann@example.com,Ann\njosé@example.com,José\n", encoding="utf-8")
+    imported = run_mailer("subscribers", "import", "list.csv")
+    assert imported.exit_code == 0, imported.output
+    reason = "the part before @ is not ASCII, which needs SMTPUTF8 (SES and mailer cannot send it)"
+    assert f"line 3: warning: josé@example.com: {reason}; every send will skip it" in imported.output.splitlines()
+    plan = run_mailer("send-issue", "2024-26", "--dry-run")
+    assert "Recipients: 1" in plan.output and "Suppressed: 1" in plan.output
+    assert f"  skip josé@example.com: {reason}" in plan.output.splitlines()
+    sent = run_mailer("send-issue", "2024-26", "--yes", "--rate", "1000")
+    assert sent.exit_code == 0, sent.output
+    assert "2024-26: 1 sent, 1 suppressed." in sent.output
+    assert ledger(workspace_dir) == {"ann@example.com": "sent", "josé@example.com": "suppressed"}
+    status = run_mailer("status", "2024-26")
+    assert f"  suppressed: 1 × {reason}" in status.output.splitlines()

@@ -125,3 +125,12 @@ def test_export_writes_csv_that_imports_back(run_mailer, workspace_dir):
     assert (workspace_dir / "backup.csv").read_text(encoding="utf-8") == stdout
     result = run_mailer("subscribers", "import", "backup.csv", "--json")
     assert json.loads(result.output)["unchanged"] == 1
+
+
+def test_adding_an_address_no_send_can_reach_warns_of_it(run_mailer):
+    result = run_mailer("subscribers", "add", "josé@example.com")
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "Added josé@example.com",
+        "Warning: josé@example.com: the part before @ is not ASCII, which needs SMTPUTF8 "
+        "(SES and mailer cannot send it); every send will skip it"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..compose import build
+from ..compose.lint import describe_checks
 from ..compose.lint import lint as lint_issue
 from ..send import sample
 from ..web.preview import PreviewServer, open_browser
@@ -34,15 +35,14 @@ def render(issue: str, out_dir: Path | None) -> None:
         click.echo(f"  {path}")
 
 
-@click.command()
+@click.command(epilog="\b\nChecks:\n" + "\n".join(f"  - {line}" for line in describe_checks()))
 @click.argument("issue")
 @click.pass_context
 def lint(ctx: click.Context, issue: str) -> None:
     """Check ISSUE before it is sent; exit 1 if there are errors.
 
-    Reports the HTML size against Gmail's 102 KB clipping limit, images
-    without alt text, unrendered template syntax, a missing preheader,
-    links that are not https, empty sections and duplicate links.
+    Renders the issue as it would be sent and runs every check listed
+    below; each finding names the issue's line where it has one.
 
     \b
     Example:
@@ -50,7 +50,7 @@ def lint(ctx: click.Context, issue: str) -> None:
     """
     workspace = current_workspace()
     path = workspace.issue_path(issue)
-    report = lint_issue(build.render_issue(workspace, path))
+    report = lint_issue(build.render_issue(workspace, path), workspace.settings)
     for finding in report.findings:
         click.echo(finding.format(str(path)))
     errors, warnings = len(report.errors), len(report.warnings)

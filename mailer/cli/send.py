@@ -49,8 +49,9 @@ def send_issue(issue: str, yes: bool, dry_run: bool, test_address: str | None,
     Renders and lints first, shows the plan and asks. Every recipient is
     recorded in the ledger (sent, failed with its reason, suppressed or
     unknown), so running the same command again resumes where the last run
-    stopped and never sends anyone the issue twice. Ctrl-C finishes the
-    messages in flight, records them and exits 130.
+    stopped and never sends anyone the issue twice. Ctrl-C (or SIGTERM,
+    SIGHUP) finishes the messages in flight, records them and exits 130
+    (143, 129).
 
     \b
     Example:
@@ -60,7 +61,8 @@ def send_issue(issue: str, yes: bool, dry_run: bool, test_address: str | None,
     workspace = current_workspace()
     rendered = build.render_checked(workspace, workspace.issue_path(issue))
     concurrency = concurrency or workspace.settings.transport.concurrency
-    transport = open_transport(workspace.settings, workspace.outbox_dir(rendered.issue.stem), concurrency)
+    outbox = workspace.outbox_dir(rendered.issue.stem, tests=bool(test_address))
+    transport = open_transport(workspace.settings, outbox, concurrency)
     try:
         if test_address:
             _send_test(workspace, transport, rendered, test_address)
@@ -89,7 +91,7 @@ def _send(workspace, store, transport, rendered, *, yes, dry_run, rate, concurre
                              retry_failed)
     if plan.changed and not force:
         raise sending.refuse_changed(stem)
-    if plan.resuming and plan.recipients == 0:
+    if plan.done:
         click.echo(f"{stem} is already sent: {_summary(plan.counts)}.")
         _exit_unless_done(plan.counts, stem)
         return
@@ -97,6 +99,8 @@ def _send(workspace, store, transport, rendered, *, yes, dry_run, rate, concurre
     if dry_run:
         for email, status in store.skipped_subscribers():
             click.echo(f"  skip {email}: {status}")
+        for email, reason in plan.refused.items():
+            click.echo(f"  skip {email}: {reason}")
         click.echo("Dry run: nothing sent, nothing recorded.")
         return
     if not yes:
@@ -113,9 +117,11 @@ def _send(workspace, store, transport, rendered, *, yes, dry_run, rate, concurre
 
 def _print_plan(plan: sending.Plan) -> None:
     quota = "" if plan.quota_left == float("inf") else f", {int(plan.quota_left)} left of today's quota"
-    click.echo(f"Issue:      {plan.subject}")
+    click.echo(f"Subject:    {plan.subject}")
     click.echo(f"Recipients: {plan.recipients}"
                + (f" (resuming; {plan.counts['sent']} already sent)" if plan.resuming else ""))
+    if plan.resuming and plan.counts["inflight"]:
+        click.echo(f"In flight:  {plan.counts['inflight']} ({_IN_FLIGHT})")
     click.echo(f"Suppressed: {plan.suppressed}")
     click.echo(f"Transport:  {plan.transport}, {plan.rate:g} messages/s{quota}")
     click.echo(f"Estimate:   {_duration(plan.estimate_seconds)}")
@@ -147,7 +153,7 @@ def _print_outcome(report: sending.SendReport, stem: str) -> None:
         click.echo(f"Stopped: {report.run.stopped}", err=True)
     if report.run.interrupted:
         click.echo(f"Interrupted. Resume with: mailer send-issue {stem}", err=True)
-        click.get_current_context().exit(130)
+        click.get_current_context().exit(report.exit_status)
     _exit_unless_done(report.counts, stem)
 
 
@@ -169,7 +175,11 @@ _WHAT_TO_DO = {
     "failed": "see `mailer status {stem}`",
     "unknown": "--retry-unknown sends to them again",
     "pending": "run the same command again to resume",
+    "in flight": "a stopped run left them; the next run counts them unknown",
 }
+
+_IN_FLIGHT = ("handed over and not recorded yet; unless a send is running, a stopped run left them, "
+              "and the next run counts them unknown (--retry-unknown sends to them again)")
 
 
 def _exit_unless_done(counts: SendCounts, stem: str) -> None:
@@ -213,10 +223,14 @@ def status(issue: str | None, as_json: bool) -> None:
 def _print_status(send: SendStatus) -> None:
     click.echo(f"{send.issue} ({'finished' if send.finished else 'open'}): {send.sent} sent, "
                f"{send.failed} failed, {send.unknown} unknown, {send.suppressed} suppressed, "
-               f"{send.pending} pending")
+               f"{send.pending} pending" + (f", {send.in_flight} in flight" if send.in_flight else ""))
+    if send.in_flight:
+        click.echo(f"  in flight: {_IN_FLIGHT}")
     for reason in send.failed_reasons:
         again = "  (temporary: --retry-failed sends to them again)" if reason.temporary else ""
         click.echo(f"  {reason.count} × {reason.reason}{again}")
+    for reason in send.suppressed_reasons:
+        click.echo(f"  suppressed: {reason.count} × {reason.reason}")
     click.echo(f"  feedback: {send.delivered} delivered, {send.unsubscribed} unsubscribed")
     for rate in send.review_rates:
         verdict = "  ABOVE the review threshold" if rate.above_threshold else ""

@@ -12,7 +12,7 @@ import click
 
 from ..errors import MailerError
 from ..store import STATUSES, default_actor
-from ..subscribers.addresses import clean_name, parse_address
+from ..subscribers.addresses import clean_name, parse_address, unsendable_reason
 from ..subscribers.export import export_csv
 from ..subscribers.importer import import_file
 from ..subscribers.report import ImportReport
@@ -117,6 +117,8 @@ def _print_import(report: ImportReport) -> None:
         click.echo(f"  {'erased':<10}{report.erased:>8}  erasures carried by the file: kept, never imported")
     for rejection in report.rejections:
         click.echo(f"line {rejection.line}: {rejection.reason}")
+    for warning in report.warnings:
+        click.echo(f"line {warning.line}: warning: {warning.message}")
     if report.rejects_written:
         click.echo(f"Rejected rows written to {report.rejects_written}")
     if report.skipped_without_resubscribe:
@@ -148,6 +150,8 @@ def add(email: str, name: str, resubscribe: bool) -> None:
         "unchanged": f"{subscriber.email} is already subscribed",
         "resubscribed": f"Subscribed {subscriber.email} again",
     }[outcome])
+    if reason := unsendable_reason(subscriber.email):
+        click.echo(f"Warning: {subscriber.email}: {reason}; every send will skip it", err=True)
 
 
 @subscribers.command()

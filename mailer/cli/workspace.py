@@ -18,6 +18,7 @@ from .options import current_workspace, yes_option
 @click.option("--sender", help="The sender (From) address.")
 @click.option("--language", help="Language tag of the issues, e.g. en or zh-CN (default: en).")
 @click.option("--unsubscribe-url", help="https URL of the unsubscribe page.")
+@click.option("--postal-address", help="The sender's postal address, which the footer shows.")
 @yes_option("Ask nothing: take the options given, and the defaults for the rest.")
 def init(directory: Path, yes: bool, **given: str | None) -> None:
     """Make a new newsletter workspace in DIRECTORY (default: here).

@@ -26,7 +26,7 @@ def render_issue(workspace: Workspace, issue_path: Path) -> RenderedIssue:
 def render_checked(workspace: Workspace, issue_path: Path) -> RenderedIssue:
     """Render the issue and lint it; lint errors stop here, before anything is sent."""
     rendered = render_issue(workspace, issue_path)
-    errors = lint(rendered).errors
+    errors = lint(rendered, workspace.settings).errors
     if errors:
         raise MailerError(
             f"{len(errors)} lint error(s), first: {errors[0].format(str(issue_path))}",

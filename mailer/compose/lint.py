@@ -4,16 +4,22 @@ Errors are things that break the email for readers or the law (Gmail
 clipping it, a link that cannot work, template syntax left in the text, no
 unsubscribe link); warnings are things a careful editor fixes (a missing
 preheader or alt text, an http link, a duplicate link, an empty section, a
-title made from the file name).
+title made from the file name, no postal address).
+
+Every check is one entry of `CHECKS`, registered with `@check("what it
+looks for")`: `lint` runs them all and `mailer lint --help` lists them from
+the same table, so a new check is documented by being added.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..config import Settings
 from .issue import Block, Fragment, Issue, Item
 from .render import PLACEHOLDERS, RenderedIssue
 
@@ -55,29 +61,48 @@ class LintReport:
         return [f for f in self.findings if f.level == "warning"]
 
 
-def lint(rendered: RenderedIssue) -> LintReport:
-    """Every finding for `rendered`, errors and warnings, in source order."""
-    issue = rendered.issue
+CheckFunction = Callable[[RenderedIssue, Settings | None], list[Finding]]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of lint: what it looks for, as `mailer lint --help` says it, and the
+    function that looks (given the rendered issue and the settings, when known)."""
+
+    describes: str
+    run: CheckFunction
+
+
+CHECKS: list[Check] = []
+
+
+def check(describes: str) -> Callable[[CheckFunction], CheckFunction]:
+    """Register the decorated function as a check that looks for `describes`."""
+    def register(function: CheckFunction) -> CheckFunction:
+        CHECKS.append(Check(describes, function))
+        return function
+    return register
+
+
+def describe_checks() -> list[str]:
+    """What lint looks for, one line per check, in the order it checks."""
+    return [c.describes for c in CHECKS]
+
+
+def lint(rendered: RenderedIssue, settings: Settings | None = None) -> LintReport:
+    """Every finding for `rendered`, errors and warnings, in source order.
+
+    Checks of the settings (the postal address) run when `settings` are given.
+    """
     findings: list[Finding] = []
-    findings += _size(rendered)
-    findings += _template_leftovers(rendered)
-    findings += _unsubscribe(rendered)
-    findings += _images(issue)
-    findings += _links(issue)
-    findings += _sections(issue)
-    findings += _title_source(issue)
-    findings += _changes(issue)
-    if not rendered.preheader.strip():
-        findings.append(Finding(
-            "warning", "no preheader: set 'preheader:' in the front matter or give an item a summary"))
-    if len(rendered.subject) > SUBJECT_WARNING_CHARS:
-        findings.append(Finding(
-            "warning", f"subject is {len(rendered.subject)} characters; inboxes cut it near 60"))
+    for each in CHECKS:
+        findings += each.run(rendered, settings)
     ordered = sorted(findings, key=lambda f: (f.line or 0, f.level != "error"))
     return LintReport(tuple(ordered))
 
 
-def _size(rendered: RenderedIssue) -> list[Finding]:
+@check("HTML size: an error over Gmail's 102 KB clipping limit, a warning over 80 KB")
+def _size(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
     size = len(rendered.html.encode("utf-8"))
     if size >= GMAIL_CLIP_BYTES:
         return [Finding("error", f"HTML is {_kb(size)}, {_kb(size - GMAIL_CLIP_BYTES + 1)} over "
@@ -139,7 +164,8 @@ def _fragments(issue: Issue) -> list[Fragment]:
     return found
 
 
-def _template_leftovers(rendered: RenderedIssue) -> list[Finding]:
+@check("template syntax or unknown placeholders left in the HTML or text part (error)")
+def _template_leftovers(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
     """Template syntax in the output that the issue's own text does not explain."""
     fragments = _fragments(rendered.issue)
     authored_text = "".join(f.text for f in fragments) + rendered.subject + rendered.preheader
@@ -160,7 +186,8 @@ def _template_leftovers(rendered: RenderedIssue) -> list[Finding]:
     return findings
 
 
-def _unsubscribe(rendered: RenderedIssue) -> list[Finding]:
+@check("an unsubscribe link in both parts (error without)")
+def _unsubscribe(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
     placeholder = PLACEHOLDERS["unsubscribe_url"]
     missing = [part for part, body in (("HTML", rendered.html), ("text", rendered.text))
                if placeholder not in body]
@@ -170,7 +197,9 @@ def _unsubscribe(rendered: RenderedIssue) -> list[Finding]:
     return []
 
 
-def _images(issue: Issue) -> list[Finding]:
+@check("images: an error for one that cannot load (not an absolute URL), a warning without alt text")
+def _images(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
+    issue = rendered.issue
     findings = []
     for image in issue.images:
         if not image.alt or not image.alt.strip():
@@ -184,7 +213,10 @@ def _images(issue: Issue) -> list[Finding]:
     return findings
 
 
-def _links(issue: Issue) -> list[Finding]:
+@check("links: an error for relative or javascript:/data:/file: links, "
+       "a warning for http:// ones and for a link that appears twice")
+def _links(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
+    issue = rendered.issue
     findings = []
     owners: dict[str, set[int]] = defaultdict(set)
     first_line: dict[str, int] = {}
@@ -218,13 +250,38 @@ def _links(issue: Issue) -> list[Finding]:
     return _unique(findings)
 
 
-def _sections(issue: Issue) -> list[Finding]:
+@check("empty sections (warning)")
+def _sections(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
     return [Finding("warning", f"section '{s.title.text}' is empty", s.line)
-            for s in issue.sections if not s.entries]
+            for s in rendered.issue.sections if not s.entries]
 
 
-def _title_source(issue: Issue) -> list[Finding]:
+@check("a preheader, from the front matter or an item's summary (warning without)")
+def _preheader(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
+    if rendered.preheader.strip():
+        return []
+    return [Finding("warning", "no preheader: set 'preheader:' in the front matter or give an item a summary")]
+
+
+@check(f"a subject over {SUBJECT_WARNING_CHARS} characters, which inboxes cut (warning)")
+def _subject(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
+    if len(rendered.subject) <= SUBJECT_WARNING_CHARS:
+        return []
+    return [Finding("warning", f"subject is {len(rendered.subject)} characters; inboxes cut it near 60")]
+
+
+@check("a postal address for the footer, which CAN-SPAM and similar laws require (warning without)")
+def _postal_address(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
+    if settings is None or settings.newsletter.postal_address.strip():
+        return []
+    return [Finding("warning", "no postal address in the footer, which the law requires in many countries "
+                               "(CAN-SPAM in the US): set [newsletter] postal_address in newsletter.toml")]
+
+
+@check("a title made from the file name, which the editor should confirm (warning)")
+def _title_source(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
     """A title made from the file name is a guess the editor should confirm."""
+    issue = rendered.issue
     if issue.title_from != "file name":
         return []
     return [Finding("warning", f"the title '{issue.title.text}' comes from the file name "
@@ -232,9 +289,11 @@ def _title_source(issue: Issue) -> list[Finding]:
                                "or set 'title:' in the front matter", 1)]
 
 
-def _changes(issue: Issue) -> list[Finding]:
+@check("what composing dropped or replaced in the issue, with its line: control characters, "
+       "embeds turned into links (warning)")
+def _changes(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
     """What composing dropped or replaced in the author's text (control characters, embeds)."""
-    return [Finding("warning", change.message, change.line) for change in issue.changes]
+    return [Finding("warning", change.message, change.line) for change in rendered.issue.changes]
 
 
 def _unique(findings: list[Finding]) -> list[Finding]:

@@ -35,6 +35,8 @@ from ..language import words_for
 from .defaults import DEFAULT_TEMPLATES
 from .issue import Issue, Item
 from .plaintext import text_width, wrap
+from .recipient_uses import check_recipient_uses
+from .undefined import NamedUndefined
 
 HTML_TEMPLATE = "newsletter.mjml.j2"
 TEXT_TEMPLATE = "newsletter.txt.j2"
@@ -117,6 +119,9 @@ class RenderedIssue:
 
 class _Placeholders:
     """What templates see as `recipient`: each attribute is its placeholder."""
+
+    template_label = "recipient"
+    template_fields = tuple(PLACEHOLDERS)
 
     def __getattr__(self, name: str) -> str:
         if name in PLACEHOLDERS:
@@ -258,7 +263,7 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
             default_for_string=True,
         ),
         # A misspelt variable is an error, not a silently empty greeting.
-        undefined=jinja2.StrictUndefined,
+        undefined=NamedUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -306,7 +311,10 @@ def _columns_filter(context: Any, text: str) -> int:
 
 def _render(env: jinja2.Environment, name: str, context: dict[str, Any], folder: Path) -> str:
     try:
+        check_recipient_uses(env, name)
         return env.get_template(name).render(context)
+    except TemplateError:
+        raise
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(
             f"template {exc.name} not found", path=folder,

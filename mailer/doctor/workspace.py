@@ -35,7 +35,7 @@ def newest_issue(workspace: Workspace) -> list[Check]:
     except MailerError as exc:
         return [problem("issue", f"{path.name} does not render: {exc}")]
     found = [ok("issue", f"{path.name} renders: {rendered.subject!r}")]
-    report = lint(rendered)
+    report = lint(rendered, workspace.settings)
     where = str(path.relative_to(workspace.root)) if path.is_relative_to(workspace.root) else str(path)
     if report.errors:
         found.append(problem("lint", f"{len(report.errors)} error(s), first: {report.errors[0].format(where)}",

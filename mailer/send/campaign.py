@@ -14,12 +14,13 @@ import signal
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..compose.render import Recipient
 from ..errors import MailerError
 from ..store.ledger import SendCounts
+from ..subscribers.addresses import unsendable_reason
 from ..tokens import issue_test_token, unsubscribe_url
 from .engine import Ledger, Progress, RunResult, Sender, Transport
 from .message import MessageTemplate, new_envelope
@@ -41,14 +42,25 @@ class Plan:
     quota_left: float
     changed: bool
     counts: SendCounts | None  # the ledger so far, when resuming
+    refused: dict[str, str] = field(default_factory=dict)  # active, but cannot be sent to: why
 
     @property
     def resuming(self) -> bool:
         return self.counts is not None
 
     @property
+    def done(self) -> bool:
+        """Whether the send already reached everyone it will reach: a run would do nothing."""
+        return self.counts is not None and _nothing_left(self.recipients, self.counts)
+
+    @property
     def estimate_seconds(self) -> float:
         return self.recipients / self.rate
+
+
+def _nothing_left(recipients: int, counts: SendCounts) -> bool:
+    # Rows in flight still need a run: it is what records them as unknown.
+    return recipients == 0 and counts["inflight"] == 0
 
 
 def content_hash(rendered) -> str:
@@ -65,6 +77,12 @@ def refuse_changed(stem: str) -> MailerError:
     return MailerError(
         f"{stem} changed since its send began; the rest of the list would get another text",
         hint="pass --force to send the new version to those not yet sent")
+
+
+def refused_addresses(store: Ledger) -> dict[str, str]:
+    """The active subscribers no message can reach, and why: a send suppresses them
+    when it begins, rather than failing each at every send."""
+    return {email: reason for email in store.active_addresses() if (reason := unsendable_reason(email))}
 
 
 def choose_rate(option: float | None, settings, quota: Quota | None) -> float:
@@ -85,14 +103,18 @@ def make_plan(store: Ledger, transport: Transport, rendered, settings, rate_opti
     record = store.find_send(stem)
     if record is None:
         counts = store.counts()
-        suppressed = sum(counts[s] for s in ("unsubscribed", "bounced", "complained"))
-        return Plan(stem, rendered.subject, counts["active"], suppressed, transport.describe(), rate,
-                    quota_left, False, None)
+        refused = refused_addresses(store)
+        suppressed = sum(counts[s] for s in ("unsubscribed", "bounced", "complained")) + len(refused)
+        return Plan(stem, rendered.subject, counts["active"] - len(refused), suppressed, transport.describe(),
+                    rate, quota_left, False, None, refused)
     counts = store.send_counts(record.id)
-    recipients = (counts.open + (counts["unknown"] if retry_unknown else 0)
+    # Rows a stopped run left in flight turn unknown when this run begins.
+    recipients = (counts["pending"] + (counts["inflight"] + counts["unknown"] if retry_unknown else 0)
                   + (counts.temporary_failed if retry_failed else 0))
+    # An edit after everyone was reached reaches nobody: the send is done, not changed.
+    changed = not _nothing_left(recipients, counts) and record.content_hash != content_hash(rendered)
     return Plan(stem, rendered.subject, recipients, counts["suppressed"], transport.describe(), rate,
-                quota_left, record.content_hash != content_hash(rendered), counts)
+                quota_left, changed, counts)
 
 
 @dataclass
@@ -102,6 +124,12 @@ class SendReport:
     counts: SendCounts
     run: RunResult
     interrupted_before: int = 0
+    stop_signal: int = 0  # the signal that stopped the run, if one did
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal, as shells report a command a signal stopped (130 for Ctrl-C)."""
+        return 128 + (self.stop_signal or signal.SIGINT)
 
 
 @contextmanager
@@ -143,7 +171,7 @@ def run_send(
     record = store.find_send(stem)
     interrupted = 0
     if record is None:
-        record = store.begin_send(stem, digest, rendered.subject)
+        record = store.begin_send(stem, digest, rendered.subject, refused_addresses(store))
     else:
         if record.content_hash != digest and not force:
             raise refuse_changed(stem)
@@ -155,30 +183,40 @@ def run_send(
         rate=rate, concurrency=concurrency, max_failures=settings.transport.max_failures,
         quota_left=quota_left, on_progress=on_progress,
     )
-    with _ctrl_c_stops(sender):
+    caught: list[int] = []
+    with _stop_signals_stop(sender, caught):
         result = sender.run()
     store.finish_send(record.id)
-    return SendReport(store.send_counts(record.id), result, interrupted)
+    return SendReport(store.send_counts(record.id), result, interrupted, caught[0] if caught else 0)
+
+
+# Ctrl-C, `kill` (what service managers and `timeout` send) and a closed
+# terminal all ask the send to stop; each is answered the same way.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
-def _ctrl_c_stops(sender: Sender):
-    """The first Ctrl-C lets the messages in flight finish and be recorded; a second one
-    interrupts at once (their rows then show as unknown on the next run)."""
+def _stop_signals_stop(sender: Sender, caught: list[int]):
+    """The first stop signal lets the messages in flight finish and be recorded; a
+    second one of the same kind acts at once (their rows then show as unknown on
+    the next run). The signal caught is appended to `caught`."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
     def first(signum, frame):
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous[signum])
+        caught.append(signum)
         sender.request_stop()
 
-    signal.signal(signal.SIGINT, first)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, first)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def send_test(transport: Transport, rendered, settings, address: str, secret: bytes) -> str:

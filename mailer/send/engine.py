@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -113,8 +113,13 @@ class Ledger(Protocol):
     def find_send(self, issue: str) -> SendRecord | None:
         """The send of `issue`, if it was ever begun."""
 
-    def begin_send(self, issue: str, content_hash: str, subject: str) -> SendRecord:
-        """Start the send of `issue`, fixing its recipients: every active subscriber."""
+    def begin_send(self, issue: str, content_hash: str, subject: str,
+                   refused: Mapping[str, str] | None = None) -> SendRecord:
+        """Start the send of `issue`, fixing its recipients: every active subscriber,
+        but those in `refused` (address → why) suppressed."""
+
+    def active_addresses(self) -> Iterator[str]:
+        """The address of every active subscriber."""
 
     def resume_send(self, send: SendRecord, *, retry_unknown: bool, content_hash: str,
                     retry_failed: bool = False) -> int:

@@ -18,8 +18,8 @@ SES_REVIEW_RATES = {"bounced": 0.05, "complained": 0.001}
 
 @dataclass(frozen=True)
 class FailedReason:
-    """One reason recipients of a send failed, how many, and whether its cause passes
-    (then `send-issue --retry-failed` sends to them again)."""
+    """One reason recipients of a send failed (or were suppressed), how many, and for a
+    failure whether its cause passes (then `send-issue --retry-failed` sends to them again)."""
 
     reason: str
     count: int
@@ -53,8 +53,9 @@ class SendStatus:
     unknown: int
     suppressed: int
     pending: int
-    in_flight: int
+    in_flight: int  # handed to the transport and not yet recorded: now, or by a run that was killed
     failed_reasons: list[FailedReason]
+    suppressed_reasons: list[FailedReason]
     delivered: int
     unsubscribed: int
     bounced: int
@@ -93,9 +94,10 @@ def send_status(store, record: SendRecord) -> SendStatus:
         issue=record.issue, subject=record.subject, started_at=record.started_at,
         finished_at=record.finished_at or None,
         sent=counts["sent"], failed=counts["failed"], unknown=counts["unknown"],
-        suppressed=counts["suppressed"], pending=counts.open, in_flight=counts["inflight"],
+        suppressed=counts["suppressed"], pending=counts["pending"], in_flight=counts["inflight"],
         failed_reasons=[FailedReason(reason, count, reason in counts.temporary_reasons)
                         for reason, count in counts.failed_reasons],
+        suppressed_reasons=[FailedReason(reason, count) for reason, count in counts.suppressed_reasons],
         **feedback_rates(counts["sent"], store.feedback_counts(record.id)),
     )
 
@@ -111,12 +113,18 @@ def sends_status(store, issue: str | None = None) -> list[SendStatus]:
 def summary(counts: SendCounts) -> dict[str, int]:
     """The counts worth telling, in order: sent always, the rest when not zero."""
     told = {s: counts[s] for s in ("sent", "failed", "unknown", "suppressed") if counts[s] or s == "sent"}
-    if counts.open:
-        told["pending"] = counts.open
-    return told
+    return told | _left(counts)
 
 
 def unfinished(counts: SendCounts) -> dict[str, int]:
-    """Recipients neither sent nor suppressed, by why (failed, unknown, pending); empty when done."""
-    left = {"failed": counts["failed"], "unknown": counts["unknown"], "pending": counts.open}
+    """Recipients neither sent nor suppressed, by why (failed, unknown, pending, in flight);
+    empty when done."""
+    left = {"failed": counts["failed"], "unknown": counts["unknown"]} | _left(counts)
+    return {why: count for why, count in left.items() if count}
+
+
+def _left(counts: SendCounts) -> dict[str, int]:
+    """Pending, and in flight apart: a killed run leaves rows in flight, and the next
+    run counts those as unknown rather than sending them again."""
+    left = {"pending": counts["pending"], "in flight": counts["inflight"]}
     return {why: count for why, count in left.items() if count}

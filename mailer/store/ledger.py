@@ -9,7 +9,7 @@ the store's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..errors import StoreError
@@ -43,6 +43,7 @@ class SendCounts:
     # Failures whose cause passes (`Settlement.temporary`), and their reasons.
     temporary_failed: int = 0
     temporary_reasons: frozenset = frozenset()
+    suppressed_reasons: list = ()
 
     def __getitem__(self, status: str) -> int:
         return self.counts.get(status, 0)
@@ -109,9 +110,14 @@ class LedgerQueries(StoreConnection):
             f"SELECT {_SEND_COLUMNS} FROM sends ORDER BY id")
         return [SendRecord(*row) for row in rows]
 
-    def begin_send(self, issue: str, content_hash: str, subject: str) -> SendRecord:
+    def begin_send(self, issue: str, content_hash: str, subject: str,
+                   refused: Mapping[str, str] | None = None) -> SendRecord:
         """Start the send of `issue`, fixing its recipients: every active subscriber
-        is pending, everybody else suppressed with their status as the reason."""
+        is pending, everybody else suppressed with their status as the reason.
+
+        `refused` maps the addresses of active subscribers the sender cannot send
+        to onto why; they are suppressed with that reason.
+        """
         when = now()
         with self._write() as db:
             if self.find_send(issue) is not None:
@@ -128,6 +134,10 @@ class LedgerQueries(StoreConnection):
                 " FROM subscribers ORDER BY id",
                 (send_id, when),
             )
+            db.executemany(
+                "UPDATE deliveries SET status = 'suppressed', reason = ?"
+                " WHERE send_id = ? AND email = ? AND status = 'pending'",
+                [(reason, send_id, email) for email, reason in (refused or {}).items()])
         return self.find_send(issue)
 
     def resume_send(self, send: SendRecord, *, retry_unknown: bool, content_hash: str,
@@ -235,6 +245,11 @@ class LedgerQueries(StoreConnection):
                 (now(), send_id, send_id),
             )
 
+    def active_addresses(self) -> Iterator[str]:
+        """The address of every active subscriber, in the order a send reaches them."""
+        for (email,) in self._db.execute("SELECT email FROM subscribers WHERE status = 'active' ORDER BY id"):
+            yield email
+
     def skipped_subscribers(self) -> Iterator[tuple[str, str]]:
         """(address, status) of everyone a new send would skip."""
         yield from self._db.execute(
@@ -247,7 +262,11 @@ class LedgerQueries(StoreConnection):
         reasons = self._db.execute(
             "SELECT reason, count(*), sum(temporary) FROM deliveries WHERE send_id = ? AND status = 'failed'"
             " GROUP BY reason ORDER BY count(*) DESC, reason", (send_id,)).fetchall()
+        suppressed = self._db.execute(
+            "SELECT reason, count(*) FROM deliveries WHERE send_id = ? AND status = 'suppressed'"
+            " GROUP BY reason ORDER BY count(*) DESC, reason", (send_id,)).fetchall()
         return SendCounts(
             counts, [(reason, n) for reason, n, _ in reasons],
             temporary_failed=sum(temporary for _, _, temporary in reasons),
-            temporary_reasons=frozenset(reason for reason, _, temporary in reasons if temporary))
+            temporary_reasons=frozenset(reason for reason, _, temporary in reasons if temporary),
+            suppressed_reasons=suppressed)

@@ -68,6 +68,19 @@ class Address:
         return f"{self.email.rpartition('@')[0]}@{self.key.rpartition('@')[2]}"
 
 
+# Why an address no transport of mailer can deliver to is skipped. A
+# non-ASCII local part ("josé@…") is only deliverable with SMTPUTF8, which
+# SES does not offer and the message headers mailer writes do not use.
+SMTPUTF8_REASON = "the part before @ is not ASCII, which needs SMTPUTF8 (SES and mailer cannot send it)"
+
+
+def unsendable_reason(email: str) -> str:
+    """Why mail cannot be sent to `email` although it is a valid address; '' if it can."""
+    if email.isascii() or email.rpartition("@")[0].isascii():
+        return ""
+    return SMTPUTF8_REASON
+
+
 def parse_address(text: str) -> Address:
     """Validate and normalise one address, or raise `AddressError` saying why.
 

@@ -36,6 +36,7 @@ from typing import IO
 
 from ..errors import AddressError, SubscriberFileError, os_reason
 from ..store import Store
+from .addresses import unsendable_reason
 from .columns import Columns as _Columns  # noqa: F401  (see below)
 from .columns import header_columns
 from .csvfile import (
@@ -50,7 +51,7 @@ from .csvfile import (
 )
 from .export import export_csv  # noqa: F401  (see below)
 from .formulas import neutralise
-from .report import ImportReport, Rejection, RejectionLog  # noqa: F401  (see below)
+from .report import ImportReport, Rejection, RejectionLog, RowWarning  # noqa: F401  (see below)
 from .rows import ErasedRow
 from .rows import converter as _converter
 
@@ -149,6 +150,7 @@ def _import(
                 # Before the rows: an export carries its erasures ahead of its subscribers.
                 batch.keep_erasures(erasures)
                 report.erased += len(erasures)
+                _warn_unsendable(rows, report)
                 batch.stage_values(rows)
                 lines.report(position)
             lines.finish()
@@ -163,6 +165,14 @@ def _import(
     for name in ("imported", "updated", "unchanged", "skipped", "merged"):
         setattr(report, name, getattr(counts, name))
     return report
+
+
+def _warn_unsendable(rows: list[tuple], report: ImportReport) -> None:
+    """Warn of valid addresses no send can reach: they are imported (they are the
+    subscriber's), and each send skips them, suppressed with the same reason."""
+    for line, _key, email, *_ in rows:
+        if not email.isascii() and (reason := unsendable_reason(email)):
+            report.warnings.append(RowWarning(line, f"{email}: {reason}; every send will skip it"))
 
 
 # Rows are handed to the store (and from the reading process) this many at a time.

@@ -27,6 +27,14 @@ class Rejection:
     reason: str
 
 
+@dataclass(frozen=True)
+class RowWarning:
+    """A row that was imported but a person should look at: where it is and why."""
+
+    line: int
+    message: str
+
+
 class RejectionLog:
     """The rejected rows of one import, kept on disk past a megabyte.
 
@@ -74,6 +82,7 @@ class ImportReport:
     merged: int = 0
     erased: int = 0
     rejections: RejectionLog = field(default_factory=RejectionLog)
+    warnings: list[RowWarning] = field(default_factory=list)
     resubscribe: bool = False
     rejects: Path | None = None
 
@@ -114,4 +123,5 @@ class ImportReport:
             "format": self.kind, "dry_run": self.dry_run, "rows": self.rows,
             **self.counts, "erased": self.erased,
             "rejected_rows": [{"line": r.line, "reason": r.reason} for r in self.rejections],
+            "warnings": [{"line": w.line, "warning": w.message} for w in self.warnings],
         }

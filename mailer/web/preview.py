@@ -238,7 +238,7 @@ class Preview:
         findings = [
             {"level": f.level, "message": f.message, "line": f.line,
              "where": f"{self._relative(source)}:{f.line}" if f.line else self._relative(source)}
-            for f in lint(rendered).findings
+            for f in lint(rendered, settings).findings
         ]
         return {
             "from_name": settings.from_name,
