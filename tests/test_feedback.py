@@ -356,7 +356,8 @@ def test_an_unsubscribe_and_a_bounce_keep_both_readers_out_of_the_next_issue(
     import re
     import threading
 
-    from mailer.web.unsubscribe import create_app, make_server
+    from mailer.web.unsubscribe import create_app
+    from mailer.web.unsubscribe_server import make_server
 
     url, publish, _ = feedback_queue
     monkeypatch.setenv(SECRET_ENV, SECRET)

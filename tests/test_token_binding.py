@@ -27,7 +27,8 @@ from mailer.cli import cli
 from mailer.store import Store, schema
 from mailer.subscribers.addresses import parse_address
 from mailer.tokens import SECRET_ENV, load_secret
-from mailer.web.unsubscribe import create_app, make_server
+from mailer.web.unsubscribe import create_app
+from mailer.web.unsubscribe_server import make_server
 
 from .conftest import REPO
 from .servers import SHUTDOWN_POLL

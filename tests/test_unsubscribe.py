@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import random
+import sqlite3
 import threading
 import time
 from urllib.parse import quote
@@ -13,7 +14,8 @@ import pytest
 from mailer.subscribers.addresses import parse_address
 from mailer.store import Store
 from mailer.tokens import SECRET_ENV, Signer
-from mailer.web.unsubscribe import create_app, make_server
+from mailer.web.unsubscribe import create_app
+from mailer.web.unsubscribe_server import make_server
 
 from .servers import SHUTDOWN_POLL
 
@@ -265,3 +267,98 @@ def test_serve_on_a_port_in_use_ends_in_one_line(workspace, run_mailer, monkeypa
     assert result.exit_code == 1
     assert result.output == (f"Error: cannot listen on 127.0.0.1:{port}: Address already in use "
                              "(pick another --port or --host)\n")
+
+
+def test_a_burst_of_one_click_posts_is_answered_and_recorded_with_no_connection_reset(server):
+    """After a send, mailbox providers post one-click unsubscribes in bursts: 50 clients at
+    once, 4 each, every one a different reader. Each is answered 200 and recorded."""
+    port, store_path, send_id, _ = server
+    with Store.open(store_path) as store:
+        ids = [store.add(parse_address(f"reader{n}@example.com"), actor="test")[1].id for n in range(200)]
+        signer = store.signer(SECRET.encode(), LIST_ID)
+        tokens = [signer.issue(subscriber_id, send_id) for subscriber_id in ids]
+    start = threading.Barrier(50)
+    answers: list[object] = []
+
+    def client(mine: list[str]) -> None:
+        start.wait(timeout=30)
+        for one in mine:
+            try:
+                answers.append(request(port, "POST", f"/unsubscribe?t={one}",
+                                       b"List-Unsubscribe=One-Click", ONE_CLICK)[0])
+            except OSError as exc:  # a reset, a refused connection, a timeout
+                answers.append(type(exc).__name__)
+
+    clients = [threading.Thread(target=client, args=(tokens[n::50],)) for n in range(50)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(timeout=120)
+    assert answers == [200] * 200
+    with Store.open(store_path) as store:
+        assert store.counts().get("unsubscribed") == 200
+
+
+def test_a_post_while_another_command_writes_is_a_503_and_changes_nothing_until_retried(server):
+    port, store_path, send_id, _ = server
+    path = f"/unsubscribe?t={token(store_path, 2, send_id)}"
+    writer = sqlite3.connect(store_path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # what a send, an import or a sync holds while it writes
+        status, headers, page = request(port, "POST", path, b"List-Unsubscribe=One-Click", ONE_CLICK)
+        assert status == 503
+        assert int(headers["Retry-After"]) > 0
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+    assert status_of(store_path, "bob@example.com") == "active"
+    assert request(port, "POST", path, b"List-Unsubscribe=One-Click", ONE_CLICK)[0] == 200
+    assert status_of(store_path, "bob@example.com") == "unsubscribed"
+
+
+def test_clients_that_never_finish_their_request_do_not_keep_readers_out(server):
+    """Half-sent requests, more of them than the server has threads, while a reader posts."""
+    port, store_path, send_id, _ = server
+    import socket
+
+    silent = []
+    try:
+        for _ in range(40):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"POST /unsubscribe?t=")  # and nothing more
+            silent.append(sock)
+        assert request(port, "POST", f"/unsubscribe?t={token(store_path, 3, send_id)}", b"List-Unsubscribe=One-Click",
+                       ONE_CLICK)[0] == 200
+    finally:
+        for sock in silent:
+            sock.close()
+    assert status_of(store_path, "cy@example.com") == "unsubscribed"
+
+
+def test_a_client_can_keep_its_connection_for_several_requests(server):
+    port, store_path, send_id, _ = server
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", f"/unsubscribe?t={token(store_path, 1, send_id)}")
+        first = conn.getresponse()
+        first.read()
+        kept = conn.sock
+        conn.request("POST", f"/unsubscribe?t={token(store_path, 2, send_id)}", body=b"List-Unsubscribe=One-Click",
+                     headers=ONE_CLICK)
+        second = conn.getresponse()
+        second.read()
+        assert (first.status, second.status) == (200, 200)
+        assert kept is not None and conn.sock is kept
+    finally:
+        conn.close()
+    assert status_of(store_path, "bob@example.com") == "unsubscribed"
+
+
+def test_the_servers_own_messages_never_hold_a_token(server, caplog):
+    """waitress logs a request's trouble itself (a client gone, an error while serving)."""
+    import logging
+
+    port, store_path, send_id, _ = server
+    good = token(store_path, 1, send_id)
+    logging.getLogger("waitress").warning("Exception while serving %s", f"/unsubscribe?t={good}&x=1")
+    assert "/unsubscribe?t=…&x=1" in caplog.text and good not in caplog.text

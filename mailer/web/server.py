@@ -1,11 +1,12 @@
-"""What the preview and the unsubscribe page share as servers of the standard library.
+"""The preview's base server of the standard library, and the words of a refused port.
 
-Both are threaded HTTP servers that readers' browsers drop connections to at
-any moment — a closed tab, a reload, a link scanner that reads half an
-answer — and a dropped connection is not an error worth a traceback on the
-operator's terminal. Both are started by a command with ``--port``, so a
-port that cannot be bound ends in a `PortInUse` the command line prints in
-one line; each server words that line for the options its command has.
+The preview is a threaded HTTP server that browsers drop connections to at
+any moment — a closed tab, a reload — and a dropped connection is not an
+error worth a traceback on the writer's terminal. It and `mailer serve`
+(on waitress, `unsubscribe_server`) are started by a command with
+``--port``, so a port that cannot be bound ends in a `PortInUse` the
+command line prints in one line; `refusal` words it for `serve`'s options
+and the preview words its own.
 """
 
 from __future__ import annotations

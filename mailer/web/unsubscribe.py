@@ -21,8 +21,8 @@ says so and records nothing.
 
 Nothing here redirects, so there is no redirect to abuse; every page carries
 a strict Content-Security-Policy, no-referrer (the token is in the URL) and
-no-store. `serve` runs the app on the standard library's wsgiref, one thread
-per request; any WSGI server can run `create_app()` instead.
+no-store. `mailer serve` runs the app on waitress (`unsubscribe_server`);
+any WSGI server can run `create_app()` instead.
 """
 
 from __future__ import annotations
@@ -34,12 +34,13 @@ import hashlib
 import os
 import re
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from html import escape
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from ..config import Settings
 from ..errors import StoreBusy
@@ -47,10 +48,14 @@ from ..language import words_for
 from ..store import Store, Subscriber
 from ..tokens import InvalidToken, TokenClaims, load_secret, well_formed
 from ..workspace import Workspace, find_workspace, open_workspace
-from .server import QuietServer
 
 ACTOR = "unsubscribe page"
 MAX_BODY = 16 * 1024
+# How long a POST waits for another command's write before answering 503 with
+# Retry-After. A send's or a sync's write lasts milliseconds, so 2 s rides over
+# them; an import or a long command holding the lock longer must not hold every
+# thread of a burst for the store's 30 s, when the mailbox provider retries anyway.
+WRITE_WAIT = 2.0
 WORKSPACE_ENV = "MAILER_WORKSPACE"
 
 # The page's own words by language; `[vars.unsubscribe_page]` in
@@ -190,6 +195,8 @@ class UnsubscribeApp:
         self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         configured = urlsplit(self.settings.unsubscribe.url).path.rstrip("/")
         self.paths = {"/unsubscribe", configured or "/unsubscribe"}
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         try:
@@ -229,7 +236,7 @@ class UnsubscribeApp:
             token = _single(query.get("t"))
         if token is None or not well_formed(token):
             return self._page(400, "invalid"), []
-        with Store.open(self.store_path) as store:
+        with self._store() as store:
             # Checked against the store it acts on: a token of another store
             # (or of this path before the file was replaced) names someone else here.
             claims = self._verify(store, token)
@@ -260,21 +267,57 @@ class UnsubscribeApp:
         """Unsubscribe, or resubscribe from the undo button, the subscriber `claims` names."""
         one_click = "One-Click" in fields.get("List-Unsubscribe", [])
         action = _single(fields.get("action")) or "unsubscribe"
-        send = store.send_by_id(claims.send_id) if claims.send_id else None
-        issue = f" of {send.issue}" if send else ""
-        if action == "resubscribe" and not one_click:
-            changed, subscriber = store.resubscribe_by_id(
-                claims.subscriber_id, reason=f"button on the unsubscribe page{issue}", actor=ACTOR)
-            if changed:
-                return self._page(200, "resubscribed", email=subscriber.email)
-            return self._status_page(subscriber, token, confirm=False)
-        how = "one-click unsubscribe (List-Unsubscribe-Post)" if one_click else "unsubscribe page"
-        changed, subscriber = store.unsubscribe_by_id(
-            claims.subscriber_id, claims.send_id, reason=f"{how}{issue}", actor=ACTOR)
+        with self._writing():
+            send = store.send_by_id(claims.send_id) if claims.send_id else None
+            issue = f" of {send.issue}" if send else ""
+            if action == "resubscribe" and not one_click:
+                changed, subscriber = store.resubscribe_by_id(
+                    claims.subscriber_id, reason=f"button on the unsubscribe page{issue}", actor=ACTOR)
+                if changed:
+                    return self._page(200, "resubscribed", email=subscriber.email)
+                return self._status_page(subscriber, token, confirm=False)
+            how = "one-click unsubscribe (List-Unsubscribe-Post)" if one_click else "unsubscribe page"
+            changed, subscriber = store.unsubscribe_by_id(
+                claims.subscriber_id, claims.send_id, reason=f"{how}{issue}", actor=ACTOR)
         if subscriber is not None and (changed or subscriber.status == "unsubscribed"):
             return self._page(200, "done", email=subscriber.email, undo=True,
                               forms=[("resubscribe", "resubscribe_button", token)])
         return self._status_page(subscriber, token, confirm=False)
+
+    @contextmanager
+    def _store(self) -> Iterator[Store]:
+        """This thread's connection to the store, kept from one request to the next.
+
+        Opening the store checks the file and sets a dozen pragmas, and the close
+        of its last connection checkpoints and syncs the WAL: together 4/5 of a
+        POST. The connection is opened again when the file at `store_path` is
+        another one (restored from a backup, moved away) and dropped on any error.
+        """
+        kept = getattr(self._local, "store", None)
+        if kept is not None and kept[1] != _identity(self.store_path):
+            kept[0].close()
+            kept = None
+        if kept is None:
+            store = Store.open(self.store_path, busy_timeout=WRITE_WAIT)
+            kept = self._local.store = (store, _identity(self.store_path))
+        try:
+            yield kept[0]
+        except BaseException:
+            self._local.store = None
+            kept[0].close()
+            raise
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """This process's writes one at a time: threads queued on a lock are woken the
+        moment it is free, where SQLite's busy wait would poll with sleeps of up to
+        100 ms each and a burst of POSTs would wait on each other for nothing."""
+        if not self._write_lock.acquire(timeout=WRITE_WAIT):
+            raise StoreBusy("the unsubscribe page's writes are queued too long", path=self.store_path)
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     def _verify(self, store: Store, token: str) -> TokenClaims | None:
         try:
@@ -327,6 +370,15 @@ class UnsubscribeApp:
         return html.encode("utf-8")
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at `path` (device and inode), None when none is."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 def _form(text: str) -> dict[str, list[str]]:
     """A query string or urlencoded body; junk yields nothing rather than an error."""
     try:
@@ -366,37 +418,3 @@ def create_app(workspace_dir: str | Path | None = None) -> UnsubscribeApp:
     workspace = open_workspace(Path(given)) if given else find_workspace()
     workspace.settings  # fail now, with the file's error, rather than on the first request
     return UnsubscribeApp(workspace)
-
-
-# --- mailer serve: the app on the standard library's server -----------------
-
-
-class _Handler(WSGIRequestHandler):
-    # A reader who never finishes a request must not hold a thread for ever.
-    timeout = 30
-
-    def log_message(self, format: str, *args) -> None:
-        # The token in a logged URL would let whoever reads the log unsubscribe the reader.
-        line = _redact(format % args)
-        sys.stderr.write(f"{self.address_string()} - [{self.log_date_time_string()}] {line}\n")
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except (ConnectionError, TimeoutError):
-            pass
-
-
-def _redact(line: str) -> str:
-    return re.sub(r"([?&]t=)[^&\s\"]*", r"\1…", line)
-
-
-class _Server(QuietServer, WSGIServer):
-    """The threaded wsgiref server; what it says of a port it cannot bind is the default."""
-
-
-def make_server(app: UnsubscribeApp, host: str = "127.0.0.1", port: int = 8080) -> _Server:
-    """A threaded wsgiref server for `app`, bound but not yet serving."""
-    server = _Server((host, port), _Handler)
-    server.set_app(app)
-    return server
