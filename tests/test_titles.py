@@ -199,3 +199,18 @@ def test_a_digest_titled_by_an_h1_with_hash_sections_gets_them_as_sections():
     issue = parse("# Weekly 12\n\nIntro.\n\n# News\n\nText.\n\n# Tools\n")
     assert issue.title.text == "Weekly 12"
     assert [s.title.text for s in issue.sections] == ["News", "Tools"]
+
+
+def test_front_matter_keys_of_the_issue_are_read_whatever_their_case(tmp_path):
+    text = "---\nTitle: Weekly 12\nDate: 2024-05-01\nSummary: What happened this week\n---\n\nSome news.\n"
+    issue = parse_issue(text, tmp_path / "2024-05-01.md")
+    assert (issue.title.text, issue.title_from, issue.date) == ("Weekly 12", "metadata", "2024-05-01")
+    assert issue.meta["Title"] == "Weekly 12"  # as written, for templates that use it
+
+
+def test_a_title_over_two_lines_in_capitalised_front_matter_names_its_line(tmp_path):
+    text = "---\nDate: 2024-05-01\nTitle: |\n  two\n  lines\n---\n\nSome news.\n"
+    with pytest.raises(IssueError) as caught:
+        parse_issue(text, tmp_path / "x.md")
+    assert caught.value.line == 3
+

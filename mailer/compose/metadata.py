@@ -39,6 +39,8 @@ from ..errors import IssueError
 
 # Keys whose value goes into a mail header or the preheader: one line of text.
 SINGLE_LINE_KEYS = ("title", "subject", "preheader")
+# The keys mailer itself reads from the metadata.
+_OWN_KEYS = frozenset({*SINGLE_LINE_KEYS, "date", "summary", "description"})
 # Keys Pelican and MultiMarkdown define; a header made only of these needs no Title.
 KNOWN_KEYS = frozenset({
     "title", "subject", "number", "date", "modified", "category", "tags", "author", "authors",
@@ -120,7 +122,13 @@ def _front_matter(lines: list[str], path: Any) -> Metadata:
             "front matter must be 'key: value' lines", path=path, line=2,
             hint="for example 'subject: My subject'",
         )
-    for key, value in meta.items():
+    for key in [k for k in meta if isinstance(k, str)]:
+        # Front matter written for Hugo or Jekyll by hand often says `Title:`;
+        # the issue's own keys are read whatever their case (the key as written
+        # stays too, for templates that use it).
+        if key.lower() in _OWN_KEYS and key != key.lower() and key.lower() not in meta:
+            meta[key.lower()] = meta[key]
+    for key, value in list(meta.items()):
         line = _key_line(lines[1:end], key)
         if not isinstance(key, str):
             raise IssueError(f"front matter key {key!r} must be a name", path=path, line=line)
@@ -134,7 +142,7 @@ def _front_matter(lines: list[str], path: Any) -> Metadata:
 
 def _key_line(lines: list[str], key: Any) -> int:
     for n, line in enumerate(lines):
-        if line.startswith(f"{key}:"):
+        if line.lower().startswith(f"{str(key).lower()}:"):
             return n + 2
     return 2
 
