@@ -177,8 +177,7 @@ def settings_text(values: Mapping[str, str]) -> str:
         for setting in dataclasses.fields(kind):
             key = f"{section.name}.{setting.name}"
             lines += _comment(setting.metadata["doc"])
-            if values.get(key, setting.default) != setting.default or (
-                    key in values and setting.default is dataclasses.MISSING):
+            if key in values and values[key] != setting.default:
                 lines.append(f"{setting.name} = {_toml(values[key])}")
             elif setting.default is dataclasses.MISSING:
                 raise ValueError(f"no value for the required setting {key}")

@@ -48,7 +48,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidToken, MailerError
+from .errors import InvalidToken, MailerError, os_reason
 
 VERSION = 2
 _TAG_BYTES = 16
@@ -178,7 +178,7 @@ def _create_secret(path: Path) -> None:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise MailerError(f"cannot create the signing secret: {exc.strerror}", path=path) from None
+        raise MailerError(f"cannot create the signing secret: {os_reason(exc)}", path=path) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -187,7 +187,7 @@ def _read_secret(path: Path) -> bytes:
     try:
         secret = path.read_text(encoding="ascii").strip().encode("ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII"
+        reason = os_reason(exc) if isinstance(exc, OSError) else "not ASCII"
         raise MailerError(f"cannot read the signing secret: {reason}", path=path) from None
     if len(secret) < _MIN_SECRET_BYTES:
         raise MailerError("the signing secret is too short", path=path,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import MailerError
+from ..tokens import unsubscribe_url
 from ..workspace import Workspace
 from .issue import read_issue
 from .lint import lint
@@ -36,6 +37,4 @@ def render_checked(workspace: Workspace, issue_path: Path) -> RenderedIssue:
 
 def sample_recipient(workspace: Workspace) -> Recipient:
     """The recipient of sample messages: an example address and a marked token."""
-    url = workspace.settings.unsubscribe.url
-    sep = "&" if "?" in url else "?"
-    return Recipient(SAMPLE_ADDRESS, "", f"{url}{sep}t=SAMPLE")
+    return Recipient(SAMPLE_ADDRESS, "", unsubscribe_url(workspace.settings.unsubscribe.url, "SAMPLE"))

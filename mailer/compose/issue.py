@@ -31,12 +31,18 @@ from typing import Any, Union
 from markdown_it.token import Token
 from markupsafe import Markup
 
-from ..errors import IssueError
+from ..errors import IssueError, os_reason
 from .changes import Change, drop_control_characters
 from .markdown import markdown_parser
 from .metadata import preheader_of, read_metadata, title_from_name
 from .plaintext import blocks_text, closing, inline_text
-from .rawhtml import balanced_end, clean_tokens, has_raw_html, raw_references, well_formed
+from .rawhtml import (
+    balanced_end,
+    clean_tokens,
+    has_raw_html,
+    raw_references,
+    well_formed,
+)
 
 _md = markdown_parser()
 
@@ -163,7 +169,7 @@ def read_issue(path: Path) -> Issue:
     except IsADirectoryError:
         raise IssueError("is a folder, not an issue file", path=path) from None
     except OSError as exc:
-        raise IssueError(f"cannot read: {exc.strerror}", path=path) from None
+        raise IssueError(f"cannot read: {os_reason(exc)}", path=path) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

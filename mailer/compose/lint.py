@@ -217,12 +217,13 @@ def _images(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]
        "a warning for http:// ones and for a link that appears twice")
 def _links(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
     issue = rendered.issue
+    items = issue.items  # built afresh on each access
     findings = []
     owners: dict[str, set[int]] = defaultdict(set)
     first_line: dict[str, int] = {}
     urls = [(link.url, link.line) for link in issue.links]
     linked = {link.url for link in issue.links}
-    urls += [(item.url, item.line) for item in issue.items if item.url and item.url not in linked]
+    urls += [(item.url, item.line) for item in items if item.url and item.url not in linked]
     for url, line in urls:
         scheme = urlsplit(url).scheme.lower()
         if scheme in ("mailto", "tel"):
@@ -239,7 +240,7 @@ def _links(rendered: RenderedIssue, settings: Settings | None) -> list[Finding]:
         if scheme == "http":
             findings.append(Finding("warning", f"link {url} is not https", line))
         # The same link in one item's title and URL line is one link.
-        owner = next((item.line for item in issue.items if item.covers(line)), line)
+        owner = next((item.line for item in items if item.covers(line)), line)
         owners[url].add(owner)
         first_line.setdefault(url, line)
     for url, places in owners.items():

@@ -63,8 +63,6 @@ class Metadata:
     body: str
     # How many lines come before `body`, so that its lines keep their numbers.
     offset: int
-    # "front matter", "header" or "" (none): the words a message uses for them.
-    kind: str = ""
 
 
 def read_metadata(text: str, path: Any) -> Metadata:
@@ -137,7 +135,7 @@ def _front_matter(lines: list[str], path: Any) -> Metadata:
                 raise IssueError(f"front matter {key} must be a single value", path=path, line=line)
         if key in SINGLE_LINE_KEYS:
             meta[key] = _one_line(str(value), key, path, line, "front matter")
-    return Metadata(meta, "\n".join(lines[end + 1:]), end + 1, "front matter")
+    return Metadata(meta, "\n".join(lines[end + 1:]), end + 1)
 
 
 def _key_line(lines: list[str], key: Any) -> int:
@@ -185,7 +183,7 @@ def _header(lines: list[str], path: Any) -> Metadata | None:
             raise IssueError(f"metadata header sets {key} twice", path=path, line=line,
                              hint="keep one of the two lines")
         meta[key] = _one_line(value, key, path, line, "metadata") if key in SINGLE_LINE_KEYS else value
-    return Metadata(meta, "\n".join(lines[end:]), end, "header")
+    return Metadata(meta, "\n".join(lines[end:]), end)
 
 
 def _key(name: str) -> str:
