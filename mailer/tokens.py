@@ -75,9 +75,10 @@ class TokenClaims:
 class Signer:
     """Issues and checks the tokens of one store and one list.
 
-    Make one with `Store.signer` (which reads the store's facts) for every
-    check, rather than keeping one: the file at the store's path may be
-    another store by the next request.
+    Make one with `Store.signer`, which reads the store's facts, and keep it
+    no longer than the connection it came from: the file at the store's path
+    may be another store by the next request (`mailer serve` makes a new
+    connection, and signer, when the file changes).
     """
 
     secret: bytes

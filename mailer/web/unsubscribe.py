@@ -239,7 +239,7 @@ class UnsubscribeApp:
         with self._store() as store:
             # Checked against the store it acts on: a token of another store
             # (or of this path before the file was replaced) names someone else here.
-            claims = self._verify(store, token)
+            claims = self._verify(token)
             if claims is None:
                 return self._page(400, "invalid"), []
             if claims.subscriber_id == 0:
@@ -294,14 +294,18 @@ class UnsubscribeApp:
         another one (restored from a backup, moved away) and dropped on any error.
         """
         kept = getattr(self._local, "store", None)
-        if kept is not None and kept[1] != _identity(self.store_path):
+        identity = _identity(self.store_path)
+        if kept is not None and kept[1] != identity:
             kept[0].close()
             kept = None
         if kept is None:
             store = Store.open(self.store_path, busy_timeout=WRITE_WAIT)
-            kept = self._local.store = (store, _identity(self.store_path))
+            # The store's facts are fixed for the file this connection has open.
+            kept = self._local.store = (store, identity, store.signer(self.secret, self.settings.list_id))
         try:
             yield kept[0]
+        except StoreBusy:
+            raise  # the connection is sound: only the writes queued too long
         except BaseException:
             self._local.store = None
             kept[0].close()
@@ -319,9 +323,10 @@ class UnsubscribeApp:
         finally:
             self._write_lock.release()
 
-    def _verify(self, store: Store, token: str) -> TokenClaims | None:
+    def _verify(self, token: str) -> TokenClaims | None:
+        """The claims of `token`, checked by the signer of this thread's store (in `_store()`)."""
         try:
-            return store.signer(self.secret, self.settings.list_id).verify(token)
+            return self._local.store[2].verify(token)
         except InvalidToken:
             return None
 
