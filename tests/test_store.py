@@ -174,3 +174,16 @@ def test_commands_opening_a_new_store_at_the_same_moment_all_get_it(tmp_path):
         for worker in workers:
             worker.join()
         assert [answers.get() for _ in workers] == [len(MIGRATIONS)] * 4
+
+
+def test_an_erasure_carried_by_an_import_leaves_no_trace_in_the_files(store, tmp_path):
+    from mailer.store import suppression_hash
+
+    store.add(ANN, "Ann Lee", actor="a")
+    batch = store.begin_import(label="export.csv", actor="a")
+    batch.keep_erasures([(suppression_hash(ANN.key), "2026-01-01T00:00:00Z")])
+    batch.apply()
+    assert store.get(ANN) is None
+    for file in (tmp_path / "store").iterdir():  # the database and its WAL, bytes and all
+        raw = file.read_bytes().lower()
+        assert b"ann@example.com" not in raw and b"ann lee" not in raw, file.name

@@ -188,6 +188,12 @@ class StoreConnection:
             raise StoreError(f"is not a subscriber store: an SQLite file with {what}", path=self.path,
                              hint=_NOT_OURS_HINT)
 
+    def _scrub_wal(self) -> None:
+        """Fold the write-ahead log into the file and empty it, so that people just
+        erased do not live on in older page images there."""
+        with self._translate():
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def check_integrity(self) -> None:
         """Refuse a damaged store (SQLite's quick check), before a send trusts its ledger."""
         with self._translate():

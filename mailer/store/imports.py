@@ -95,6 +95,7 @@ class ImportBatch:
         # For each id this import gave out: whether the row had no creation time.
         self._undated = bytearray()
         self._erasures = False
+        self._deleted_people = False  # erased by the erasures the file carries
         # Erasures the file carried, kept until the import holds the write lock.
         self._kept_erasures: list[tuple[str, str]] = []
         self._rolled_back = False
@@ -165,10 +166,12 @@ class ImportBatch:
                         for hash_, at in erasures])
         hashes = json.dumps([hash_ for hash_, _ in erasures])
         # One pass hashing every address: only for a file that carries erasures.
-        delete_people(db, [id_ for (id_,) in db.execute(
+        erased = [id_ for (id_,) in db.execute(
             "SELECT id FROM subscribers WHERE mailer_hash(email_key) IN (SELECT value FROM json_each(?))",
-            (hashes,))], when)
+            (hashes,))]
+        delete_people(db, erased, when)
         self._erasures = True
+        self._deleted_people = self._deleted_people or bool(erased)
 
     def _check_usable(self) -> None:
         # Rows written before a failure went with its rollback: going on
@@ -282,7 +285,15 @@ class ImportBatch:
         """
         self._check_usable()
         if self._direct:
-            return self._finish(dry_run)
+            counts = self._finish(dry_run)
+        else:
+            counts = self._apply_staged(dry_run)
+        if self._deleted_people and not dry_run:
+            self._store._scrub_wal()  # as `erase` does
+        return counts
+
+    def _apply_staged(self, dry_run: bool) -> ImportCounts:
+        """`apply` for an import that staged every row: all of it written now."""
         with self._store._translate():
             self._db.execute("CREATE INDEX temp.staging_key ON staging (key, line)")
             self._merge_repeats()

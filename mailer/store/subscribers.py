@@ -223,9 +223,7 @@ class SubscriberQueries(StoreConnection):
                 "INSERT OR REPLACE INTO suppressions (hash, reason, at) VALUES (?, ?, ?)",
                 (suppression_hash(address.key), f"erased on request by {actor}", now()),
             )
-        # Nor in older page images in the write-ahead log.
-        with self._translate():
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._scrub_wal()
 
     def _event(self, subscriber_id: int, kind: str, at: str, reason: str, actor: str) -> None:
         self._db.execute(
