@@ -6,6 +6,7 @@ every command works from anywhere inside it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +25,24 @@ def issue_stem(file_name: str) -> str | None:
         if file_name.endswith(suffix) and len(file_name) > len(suffix):
             return file_name[:-len(suffix)]
     return None
+
+
+def issue_files(folder: Path) -> dict[str, Path]:
+    """The issues in `folder` by stem, oldest name first.
+
+    issues/x.md wins over issues/x.markdown, as `mailer render x` picks it;
+    hidden files and editors' lock files (``.x.md``, ``#x.md#``) are none.
+    """
+    found: dict[str, Path] = {}
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        names = []
+    for name in names:
+        stem = issue_stem(name)
+        if stem and not name.startswith((".", "#")) and (stem not in found or name.endswith(".md")):
+            found[stem] = folder / name
+    return found
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,13 @@ def test_doctor_reports_a_newest_issue_that_does_not_render(run_mailer, workspac
     assert "broken front matter" in lines(result)["issue"]
 
 
+def test_doctor_takes_the_newest_issue_whatever_its_markdown_suffix(run_mailer, workspace_dir):
+    (workspace_dir / "issues" / "2024-27.markdown").write_text(
+        "# Issue 27\n\nNews of the week.\n", encoding="utf-8")
+    result = run_mailer("doctor")
+    assert lines(result)["issue"] == "ok issue: 2024-27.markdown renders: 'Issue 27'"
+
+
 def test_doctor_reports_lint_errors_as_a_problem(run_mailer, workspace_dir):
     (workspace_dir / "issues" / "2024-27.md").write_text(
         "# Issue 27\n\n## News\n\n**1.** [A post](/relative/post)\n\n**Summary:** words.\n", encoding="utf-8")

@@ -10,7 +10,7 @@ from ..compose.build import render_issue
 from ..compose.lint import lint
 from ..config import Settings
 from ..errors import MailerError
-from ..workspace import Workspace
+from ..workspace import Workspace, issue_files
 from .report import Check, ok, problem, warning
 
 
@@ -26,7 +26,7 @@ def settings(workspace: Workspace) -> tuple[Check, Settings | None]:
 
 def newest_issue(workspace: Workspace) -> list[Check]:
     """The newest issue (last by name) renders with the templates, and lint finds no error."""
-    issues = sorted(workspace.issues_dir.glob("*.md")) if workspace.issues_dir.is_dir() else []
+    issues = list(issue_files(workspace.issues_dir).values())
     if not issues:
         return [warning("issue", f"no issue in {workspace.issues_dir}", "write one as issues/<name>.md")]
     path = issues[-1]

@@ -41,7 +41,7 @@ from ..compose import build
 from ..compose.lint import GMAIL_CLIP_BYTES, lint
 from ..config import CONFIG_NAME
 from ..errors import IssueError, MailerError, PortInUse
-from ..workspace import Workspace, issue_stem
+from ..workspace import Workspace, issue_files
 from .server import QuietServer
 
 HOST = "127.0.0.1"
@@ -114,17 +114,7 @@ class Preview:
 
     def issues(self) -> dict[str, Path]:
         """Every issue a page can switch to, by stem, oldest name first."""
-        folder = self._dirs[0]
-        found = {}
-        try:
-            names = sorted(os.listdir(folder))
-        except OSError:
-            names = []
-        for name in names:
-            stem = issue_stem(name)
-            # issues/x.md wins over issues/x.markdown, as `mailer render x` picks it.
-            if stem and not name.startswith(_IGNORED_PREFIXES) and (stem not in found or name.endswith(".md")):
-                found[stem] = folder / name
+        found = issue_files(self._dirs[0])
         if self.given is not None:
             found.setdefault(self.given.stem, self.given)
         return found
