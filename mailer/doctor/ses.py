@@ -18,6 +18,7 @@ import botocore.exceptions
 from .. import aws
 from ..config import Settings
 from ..errors import MailerError
+from ..feedback.sqs import queue_region
 from .report import Check, guarded, ok, problem, warning
 
 _CONFIG = botocore.config.Config(connect_timeout=5, read_timeout=10,
@@ -227,7 +228,8 @@ class SesDoctor:
                                              "applied to the list", "set it and run `mailer sync`")
         if self.session is None:
             return problem("feedback-queue", "no AWS session to reach the queue with")
-        sqs = self.session.client("sqs", config=_CONFIG)
+        # The queue's own region, as `mailer sync` reads it, whatever [ses] region says.
+        sqs = self.session.client("sqs", region_name=queue_region(url), config=_CONFIG)
         try:
             attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:

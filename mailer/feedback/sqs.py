@@ -26,14 +26,18 @@ from .sync import QueueMessage
 _REGION_IN_URL = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/")
 
 
+def queue_region(url: str) -> str | None:
+    """The region a queue URL of the form ``https://sqs.<region>.amazonaws.com/…`` names."""
+    match = _REGION_IN_URL.match(url)
+    return match.group(1) if match else None
+
+
 class SqsQueue:
     """One SQS queue, by URL."""
 
     def __init__(self, url: str, settings: SesSettings) -> None:
         self.url = url
-        match = _REGION_IN_URL.match(url)
-        session = aws.session(settings, QueueError, region=match.group(1) if match else None,
-                              purpose="for the queue")
+        session = aws.session(settings, QueueError, region=queue_region(url), purpose="for the queue")
         # Long polls wait up to 20 s; the read timeout must outlast them.
         config = botocore.config.Config(read_timeout=30, connect_timeout=10,
                                         retries={"mode": "standard", "total_max_attempts": 3})
