@@ -242,6 +242,9 @@ class Sender:
         on_progress: Callable[[Progress], None] = lambda progress: None,
     ) -> None:
         self._stop = threading.Event()
+        # The failures since the last message that went through: so many of them
+        # pause the send, and their provider's failures count as temporary.
+        self._failures_in_a_row: list[Outcome] = []
         # By default waiting ends early on Ctrl-C, so a backoff never holds up the stop.
         sleep = sleep or self._stop.wait
         self.ledger = ledger
@@ -311,8 +314,6 @@ class Sender:
         result = RunResult(Progress())
         inflight: dict[Future[Outcome], Delivery] = {}
         answers: list[Outcome] = []
-        failures_in_a_row = 0
-        self._streak: list[int] = []
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="send") as pool:
             while True:
                 if self._stop.is_set() and not result.interrupted:
@@ -345,11 +346,14 @@ class Sender:
                 for future in done:
                     del inflight[future]
                 if answers:
-                    failures_in_a_row = self._account(answers, result, failures_in_a_row)
+                    self._account(answers, result)
         if result.paused:
             # So many failures in a row say the provider or the setup failed, not
             # each of those readers: they may be sent to again once it is fixed.
-            self.ledger.mark_temporary(self.send_id, self._streak)
+            # Only the provider's answers: a refusal of ours (a name that cannot
+            # go in a header) is the recipient's, however many came before it.
+            self.ledger.mark_temporary(self.send_id, [
+                failure.delivery.id for failure in self._failures_in_a_row if failure.error is not None])
         return result
 
     def _slots(self, busy: int, result: RunResult) -> int:
@@ -366,20 +370,17 @@ class Sender:
             return 0
         return self.limiter.take(int(min(free, self.quota_left)))
 
-    def _account(self, outcomes: list[Outcome], result: RunResult, streak: int) -> int:
-        """Update counts, rate and stop reasons from `outcomes`; return the failure streak."""
+    def _account(self, outcomes: list[Outcome], result: RunResult) -> None:
+        """Update counts, rate, the failures in a row and stop reasons from `outcomes`."""
         progress = result.progress
         for outcome in outcomes:
             if outcome.status == "sent":
                 progress.sent += 1
-                streak = 0
-                self._streak.clear()
+                self._failures_in_a_row.clear()
                 self.limiter.recover()
             elif outcome.status == "failed":
                 progress.failed += 1
-                streak += 1
-                if outcome.error is not None:  # the provider's answer, not our own refusal
-                    self._streak.append(outcome.delivery.id)
+                self._failures_in_a_row.append(outcome)
                 result.last_errors = (result.last_errors + [outcome.reason])[-3:]
             elif outcome.status == "unknown":
                 progress.unknown += 1
@@ -393,10 +394,10 @@ class Sender:
             elif outcome.status == "stopped":
                 self.quota_left += 1
                 result.stopped = result.stopped or outcome.reason
+        streak = len(self._failures_in_a_row)
         if streak >= self.max_failures and not result.stopped:
             last = result.last_errors[-1] if result.last_errors else ""
             result.stopped = f"paused after {streak} failures in a row (last: {last})"
             result.paused = True
         progress.rate = self.limiter.rate
         self.on_progress(progress)
-        return streak
