@@ -10,24 +10,21 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
+from ..tokens import unsubscribe_url
 from .report import Check, ok, problem, warning
 
-# Names that never reach a reader (RFC 2606, RFC 6761).
+# Names that never reach a reader (RFC 2606, RFC 6761), and this machine.
 _PLACEHOLDERS = ("example.com", "example.org", "example.net", "example", "test", "invalid", "localhost")
-_LOCAL = ("localhost", "127.0.0.1", "::1")
+_LOCAL = ("127.0.0.1", "::1")
 DUMMY_TOKEN = "doctor-check"
 
 
 def url(address: str, *, delivering: bool) -> Check:
-    """https, and not a placeholder host; a placeholder is a problem only where mail is delivered."""
-    parts = urlsplit(address)
-    host = (parts.hostname or "").lower()
-    if parts.scheme != "https":
-        if host in _LOCAL:
-            return warning("unsubscribe", f"{address} is plain http on this machine: fine for a test only",
-                           "use the https URL readers will reach")
-        return problem("unsubscribe", f"{address} is not https: mailbox providers ignore it",
-                       "serve the page over https")
+    """Not a placeholder host; a placeholder is a problem only where mail is delivered.
+
+    That it is https, the settings already refuse to load otherwise.
+    """
+    host = (urlsplit(address).hostname or "").lower()
     if host in _LOCAL or any(host == p or host.endswith("." + p) for p in _PLACEHOLDERS):
         found = problem if delivering else warning
         return found("unsubscribe", f"{address} is a placeholder no reader can reach",
@@ -37,7 +34,7 @@ def url(address: str, *, delivering: bool) -> Check:
 
 def online(address: str, timeout: float = 10) -> Check:
     """A GET with a dummy token gets an HTTP answer (a 400 for the token is an answer)."""
-    probe = f"{address}{'&' if '?' in address else '?'}t={DUMMY_TOKEN}"
+    probe = unsubscribe_url(address, DUMMY_TOKEN)
     try:
         with urllib.request.urlopen(probe, timeout=timeout) as answer:
             status = answer.status
