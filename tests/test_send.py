@@ -91,7 +91,8 @@ def test_outbox_send_reaches_each_active_subscriber_once_with_their_own_token(
     outbox = tmp_path / "outbox"
     report = run_send(store, OutboxTransport(outbox), rendered, workspace.settings, secret=SECRET,
                       rate=10_000, concurrency=4, quota_left=float("inf"))
-    assert (report.counts["sent"], report.counts["suppressed"], report.counts.open) == (27, 3, 0)
+    assert (report.counts["sent"], report.counts["suppressed"],
+            report.counts["pending"] + report.counts["inflight"]) == (27, 3, 0)
     messages = [parse(p.read_bytes()) for p in outbox.iterdir()]
     recipients = sorted(m["To"].addresses[0].addr_spec for m in messages)
     assert recipients == sorted(active)
@@ -204,7 +205,7 @@ def test_the_daily_quota_stops_the_send_and_a_later_run_resumes(store, rendered,
     outbox = OutboxTransport(tmp_path / "outbox")
     report = run_send(store, outbox, rendered, workspace.settings, secret=SECRET, rate=10_000,
                       concurrency=3, quota_left=4)
-    assert report.counts["sent"] == 4 and report.counts.open == 6
+    assert report.counts["sent"] == 4 and report.counts["pending"] + report.counts["inflight"] == 6
     assert "24-hour sending quota is used up" in report.run.stopped
     report = run_send(store, outbox, rendered, workspace.settings, secret=SECRET, rate=10_000,
                       concurrency=3, quota_left=100)

@@ -52,11 +52,6 @@ class SendCounts:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    @property
-    def open(self) -> int:
-        """Recipients the send still owes an attempt: pending or in flight."""
-        return self["pending"] + self["inflight"]
-
 
 @dataclass(frozen=True)
 class Delivery:
